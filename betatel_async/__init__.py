@@ -1,0 +1,103 @@
+"""Asyncio client for the Betatel eSIM API.
+
+Typed models, concurrent offset pagination that is complete and in order in
+bounded memory, retries with backoff, typed errors, and an embedded sandbox
+server (:mod:`betatel_async.sandbox`) to test against.
+"""
+
+from ._client import DEFAULT_BASE_URL, BetatelClient, ClientState, __version__
+from ._converter import unstructure
+from ._errors import (
+    ActionRejectedError,
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BetatelError,
+    ClientClosedError,
+    ConflictError,
+    DriftError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    MalformedResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ScanError,
+    ServerError,
+)
+from ._models import (
+    ActivationType,
+    Imsi,
+    Inventory,
+    InventoryStatus,
+    Package,
+    PackageStatus,
+    PackageTemplate,
+    PackageTemplateInfo,
+    Page,
+    Ref,
+    Sim,
+    SimStatus,
+    TimeAllowance,
+    TimeUnit,
+    timestamp_to_datetime,
+)
+from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport
+from ._resources import PATHS, Inventories, Packages, Sims
+from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "PATHS",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "ActionRejectedError",
+    "ActivationType",
+    "AdaptiveLimit",
+    "AuthenticationError",
+    "BadRequestError",
+    "BetatelClient",
+    "BetatelError",
+    "ClientClosedError",
+    "ClientState",
+    "ConflictError",
+    "DriftError",
+    "DriftPolicy",
+    "Imsi",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "Inventories",
+    "Inventory",
+    "InventoryStatus",
+    "ItemScan",
+    "MalformedResponseError",
+    "NotFoundError",
+    "Package",
+    "PackageStatus",
+    "PackageTemplate",
+    "PackageTemplateInfo",
+    "Packages",
+    "Page",
+    "PageScan",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Ref",
+    "RetryBudget",
+    "RetryPolicy",
+    "ScanError",
+    "ScanReport",
+    "ServerError",
+    "Sim",
+    "SimStatus",
+    "Sims",
+    "TimeAllowance",
+    "TimeUnit",
+    "__version__",
+    "timestamp_to_datetime",
+    "unstructure",
+]

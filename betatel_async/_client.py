@@ -1,0 +1,248 @@
+"""BetatelClient: configuration, the session's lifecycle, and the resources."""
+
+from __future__ import annotations
+
+import enum
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Final, Self
+
+import aiohttp
+import anyio
+
+from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
+from ._resources import Inventories, Packages, Sims
+from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
+from ._transport import Transport, close_session
+from ._validate import check_base_url, check_credential, check_int, check_positive_float
+
+__all__ = ["DEFAULT_BASE_URL", "BetatelClient", "ClientState"]
+
+DEFAULT_BASE_URL: Final = "https://esim.betatel.com"
+
+try:
+    __version__ = version("betatel-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+USER_AGENT: Final = (
+    f"betatel-async/{__version__} aiohttp/{aiohttp.__version__} "
+    f"{platform.python_implementation()}/{platform.python_version()}"
+)
+
+
+class ClientState(enum.Enum):
+    """Where a client is in its life: it opens once and closes once."""
+
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class _Secret:
+    """A string that never shows itself in a repr. Private."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+class BetatelClient:
+    """An asyncio client of the Betatel eSIM API.
+
+    Use it as an async context manager; it owns one ``aiohttp.ClientSession``
+    (unless you pass yours) and one client-wide limit on requests in flight,
+    shared by every scan and single call::
+
+        async with BetatelClient(api_key=..., user_id=...) as client:
+            sims = await client.sims.all(company=100)
+
+    Args:
+        api_key: Sent as ``x-api-key``. Never logged, never in a repr or an error.
+        user_id: Sent as ``x-user-id``.
+        base_url: The API's origin (and optional path prefix). Default
+            ``https://esim.betatel.com``. Plain ``http`` is refused except for
+            loopback hosts, unless ``allow_insecure_http`` is true.
+        max_concurrency: Requests in flight at most, for this whole client
+            (>= 1, default 8). Scans may ask for less, not more.
+        timeout: Seconds one attempt may take, connect to last byte (default 30).
+        connect_timeout: Seconds to open a connection (default 10).
+        retry: The retry policy (default: 3 attempts, 0.5 s base, 8 s cap,
+            full jitter); ``RetryPolicy.none()`` disables retries.
+        retry_budget: The client-wide retry quota (default: see :class:`RetryBudget`).
+        session: An ``aiohttp.ClientSession`` to use. The client does not close
+            it. Its connector must allow ``max_concurrency`` connections.
+        allow_insecure_http: Accept an ``http://`` base URL to a non-loopback host.
+        trace_configs: ``aiohttp.TraceConfig``\\ s for your own tracing (only
+            when the client creates the session).
+
+    Raises:
+        InvalidArgumentError: A bad value (named); credentials are never echoed.
+        InvalidArgumentTypeError: A bad type (named).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        user_id: str,
+        base_url: str = DEFAULT_BASE_URL,
+        max_concurrency: int = 8,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
+    ) -> None:
+        self._api_key = _Secret(check_credential("api_key", api_key))
+        self._user_id = check_credential("user_id", user_id)
+        if not isinstance(allow_insecure_http, bool):
+            raise InvalidArgumentTypeError("allow_insecure_http", "expected a bool")
+        self._base_url = check_base_url("base_url", base_url, allow_insecure=allow_insecure_http)
+        self._max_concurrency = check_int("max_concurrency", max_concurrency, minimum=1)
+        total = check_positive_float("timeout", timeout)
+        connect = check_positive_float("connect_timeout", connect_timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidArgumentTypeError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
+        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
+            raise InvalidArgumentTypeError("retry_budget", "expected a RetryBudget")
+        if session is not None:
+            if not isinstance(session, aiohttp.ClientSession):
+                raise InvalidArgumentTypeError("session", "expected an aiohttp.ClientSession")
+            connector = session.connector
+            for limit in (getattr(connector, "limit", 0), getattr(connector, "limit_per_host", 0)):
+                if limit and limit < self._max_concurrency:
+                    raise InvalidArgumentError(
+                        "session",
+                        f"its connector allows {limit} connections, fewer than max_concurrency={max_concurrency}",
+                    )
+        self._session = session
+        self._owns_session = session is None
+        self._trace_configs = list(trace_configs or [])
+        self._state = ClientState.UNOPENED
+        self._timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect)
+        self._transport = Transport(
+            get_session=self._get_session,
+            base_url=self._base_url,
+            headers={
+                "x-api-key": self._api_key.value,
+                "x-user-id": self._user_id,
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+            secret=self._api_key.value,
+            timeout=self._timeout,
+            retry=retry or RetryPolicy(),
+            budget=retry_budget or RetryBudget(),
+            limiter=anyio.Semaphore(self._max_concurrency),
+            adaptive=AdaptiveLimit(self._max_concurrency),
+        )
+        self.inventories = Inventories(self._transport, self._max_concurrency)
+        """The inventories of the account."""
+        self.sims = Sims(self._transport, self._max_concurrency)
+        """The SIM registry."""
+        self.packages = Packages(self._transport, self._max_concurrency)
+        """Packages: list, get, create, activate, terminate."""
+
+    @classmethod
+    def from_env(cls, **options: object) -> BetatelClient:
+        """A client configured from ``BETATEL_API_KEY``, ``BETATEL_USER_ID`` and,
+        if set, ``BETATEL_BASE_URL``.
+
+        Args:
+            **options: Any other keyword argument of the constructor.
+
+        Raises:
+            InvalidArgumentError: A required variable is unset or empty (named).
+        """
+        values: dict[str, object] = {}
+        for argument, variable in (("api_key", "BETATEL_API_KEY"), ("user_id", "BETATEL_USER_ID")):
+            value = os.environ.get(variable)
+            if not value:
+                raise InvalidArgumentError(variable, "environment variable is not set")
+            values[argument] = value
+        base_url = os.environ.get("BETATEL_BASE_URL")
+        if base_url:
+            values["base_url"] = base_url
+        values.update(options)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def state(self) -> ClientState:
+        """``UNOPENED`` until first used, ``OPEN``, then ``CLOSED`` for good."""
+        return self._state
+
+    @property
+    def base_url(self) -> str:
+        """The API origin this client talks to."""
+        return str(self._base_url)
+
+    @property
+    def max_concurrency(self) -> int:
+        """The client-wide limit on requests in flight."""
+        return self._max_concurrency
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The client's retry policy."""
+        return self._transport.retry
+
+    @property
+    def retry_budget(self) -> RetryBudget:
+        """The client-wide retry quota (its ``available`` tokens are live)."""
+        return self._transport.budget
+
+    def __repr__(self) -> str:
+        return f"BetatelClient(base_url={str(self._base_url)!r}, user_id={self._user_id!r}, state={self._state.value})"
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._state is ClientState.CLOSED:
+            raise ClientClosedError("this BetatelClient is closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(
+                    limit=self._max_concurrency, limit_per_host=self._max_concurrency
+                ),
+                trace_configs=self._trace_configs or None,
+            )
+        self._state = ClientState.OPEN
+        return self._session
+
+    async def open(self) -> Self:
+        """Create the session now (``async with`` does this for you)."""
+        self._get_session()
+        return self
+
+    async def aclose(self) -> None:
+        """Close the client and, if it created it, its session. Idempotent.
+
+        Scans still running on this client fail with ``ClientClosedError`` on
+        their next request.
+        """
+        if self._state is ClientState.CLOSED:
+            return
+        self._state = ClientState.CLOSED
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await close_session(session)
+
+    async def __aenter__(self) -> Self:
+        if self._state is ClientState.CLOSED:
+            raise ClientClosedError("this BetatelClient is closed; create a new one")
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

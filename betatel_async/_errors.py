@@ -1,0 +1,299 @@
+"""The exceptions betatel_async raises.
+
+Every exception the SDK raises on purpose derives from :class:`BetatelError`,
+so ``except BetatelError`` catches them all; aiohttp's exceptions and bare
+``ExceptionGroup``\\ s never escape. The tree, one class per way a caller
+reacts differently::
+
+    BetatelError
+    ├── InvalidArgumentError (also ValueError)      bad value, raised before any request
+    ├── InvalidArgumentTypeError (also TypeError)   bad type, raised before any request
+    ├── ClientClosedError (also RuntimeError)       the client was closed (or never opened)
+    ├── APIError                                    something went wrong talking to the API
+    │   ├── APIConnectionError                      no usable response: refused, reset, cut short
+    │   │   └── APITimeoutError                     connect or read timed out
+    │   ├── MalformedResponseError                  a response the SDK cannot decode (has .path)
+    │   ├── APIStatusError                          an HTTP error status (has .status, .message)
+    │   │   ├── BadRequestError                     400
+    │   │   ├── AuthenticationError                 401
+    │   │   ├── PermissionDeniedError               403
+    │   │   ├── NotFoundError                       404
+    │   │   ├── ConflictError                       409
+    │   │   ├── RateLimitError                      429
+    │   │   └── ServerError                         5xx
+    │   └── ActionRejectedError                     activate/terminate answered ``false``
+    └── ScanError                                   a listing scan could not be completed exactly
+        └── DriftError                              the listing changed during the scan
+
+No exception carries request headers, so the API key never appears in ``str``,
+``repr``, a traceback or a pickled exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "ActionRejectedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BetatelError",
+    "ClientClosedError",
+    "ConflictError",
+    "DriftError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ScanError",
+    "ServerError",
+    "status_error_class",
+]
+
+
+class BetatelError(Exception):
+    """Base class of every error raised by betatel_async."""
+
+
+class InvalidArgumentError(BetatelError, ValueError):
+    """An argument has a bad value; raised before any request is sent.
+
+    Attributes:
+        argument: The name of the offending argument, as the caller spelled it.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.argument, str(self).split(": ", 1)[1]))
+
+
+class InvalidArgumentTypeError(BetatelError, TypeError):
+    """An argument has the wrong type; raised before any request is sent.
+
+    Attributes:
+        argument: The name of the offending argument.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.argument, str(self).split(": ", 1)[1]))
+
+
+class ClientClosedError(BetatelError, RuntimeError):
+    """The client was used after ``aclose()`` (or after its ``async with`` ended)."""
+
+
+class APIError(BetatelError):
+    """A request to the API failed.
+
+    Attributes:
+        method: HTTP method of the failed request (``"GET"``, ``"POST"``).
+        path: URL path of the request, without query string or host.
+        attempts: How many attempts were made before giving up (1 = no retry).
+    """
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", attempts: int = 1) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        where = f" ({self.method} {self.path})" if self.method else ""
+        tries = f" after {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"{text}{where}{tries}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[BaseException], args: tuple[object, ...], state: dict[str, object]) -> BaseException:
+    """Unpickle an exception without calling its ``__init__`` (keyword-only arguments)."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+class APIConnectionError(APIError):
+    """No usable response: connection refused or reset, or the body was cut short.
+
+    Attributes:
+        kind: ``"connect"`` (the request never reached the server),
+            ``"disconnect"`` (dropped after the request may have been sent),
+            ``"truncated"`` (the response body ended early) or ``"timeout"``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "disconnect",
+        method: str = "",
+        path: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, method=method, path=path, attempts=attempts)
+        self.kind = kind
+
+
+class APITimeoutError(APIConnectionError):
+    """Connecting, or waiting for the response, took longer than the configured timeout."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "", attempts: int = 1) -> None:
+        super().__init__(message, kind="timeout", method=method, path=path, attempts=attempts)
+
+
+class MalformedResponseError(APIError):
+    """A response body that is not what the API documents.
+
+    Attributes:
+        json_path: Where in the body the problem is, e.g. ``$.sims[3].imsis[0].imsi``
+            (``$`` when the body as a whole is wrong, e.g. not JSON).
+        status: The HTTP status of the response.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        json_path: str = "$",
+        status: int = 200,
+        method: str = "",
+        path: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, method=method, path=path, attempts=attempts)
+        self.json_path = json_path
+        self.status = status
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status.
+
+    Attributes:
+        status: The HTTP status code.
+        message: The server's ``message`` from the error body, or the reason phrase.
+        retry_after: Seconds the server asked us to wait (``Retry-After``), if it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        method: str = "",
+        path: str = "",
+        attempts: int = 1,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"HTTP {status}: {message}", method=method, path=path, attempts=attempts)
+        self.status = status
+        self.message = message
+        self.retry_after = retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the API rejected the parameters or body."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key or user id is missing or wrong."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the credentials are valid but may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such package (or SIM)."""
+
+
+class ConflictError(APIStatusError):
+    """409: a package already exists for this SIM."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; ``retry_after`` says how long the server asked to wait."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the API failed."""
+
+
+class ActionRejectedError(APIError):
+    """Activate or terminate answered with a JSON ``false``: the API did not do it."""
+
+
+class ScanError(BetatelError):
+    """A listing scan could not produce every item exactly once."""
+
+
+class DriftError(ScanError):
+    """The listing changed while it was being scanned, and the drift policy says to stop.
+
+    Offset pagination over a changing listing can repeat or skip items, so the
+    scan refuses to hand back a result it cannot vouch for.
+
+    Attributes:
+        total_before: ``total`` reported by the first page of the (last) pass.
+        total_after: The different ``total`` a later page reported.
+        offset: Offset of the page that reported the change.
+        items_yielded: Items already handed to the caller before the error.
+        duplicates_dropped: Items skipped because their key was already yielded.
+        restarts: How many times the scan started over before giving up.
+    """
+
+    def __init__(
+        self,
+        *,
+        total_before: int,
+        total_after: int,
+        offset: int,
+        items_yielded: int = 0,
+        duplicates_dropped: int = 0,
+        restarts: int = 0,
+    ) -> None:
+        change = total_after - total_before
+        super().__init__(
+            f"listing changed during the scan: total was {total_before}, the page at offset "
+            f"{offset} says {total_after} ({change:+d}); {items_yielded} items yielded, "
+            f"{duplicates_dropped} duplicates dropped, {restarts} restarts"
+        )
+        self.total_before = total_before
+        self.total_after = total_after
+        self.offset = offset
+        self.items_yielded = items_yielded
+        self.duplicates_dropped = duplicates_dropped
+        self.restarts = restarts
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The exception class for an HTTP error status (``APIStatusError`` if none is specific)."""
+    if status >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)

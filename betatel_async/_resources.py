@@ -1,0 +1,693 @@
+"""The API's resources: inventories, SIMs and packages.
+
+Each method checks its arguments (raising before any request), builds the
+query or body, calls the transport and structures the answer. Every API path
+is in :data:`PATHS`, so a correction is a one-line change.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+from ._converter import decode_model, decode_page
+from ._errors import (
+    ActionRejectedError,
+    APIConnectionError,
+    APIError,
+    ConflictError,
+    DriftError,
+    InvalidArgumentError,
+    MalformedResponseError,
+    ServerError,
+)
+from ._models import Inventory, Package, PackageStatus, Page, Sim
+from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport, Window
+from ._validate import (
+    MAX_PAGE_SIZE,
+    check_choice,
+    check_iccid,
+    check_int,
+    check_optional_id,
+    path_segment,
+)
+
+if TYPE_CHECKING:  # the client imports this module; no models here, so cattrs is unaffected
+    from ._transport import Transport
+
+__all__ = ["PATHS", "Inventories", "Packages", "Sims"]
+
+T = TypeVar("T")
+
+PATHS: Final = {
+    "inventories": "/api/v1/esim/inventories",
+    "sims": "/api/v1/esim/sim-registries",
+    "sim": "/api/v1/esim/sim-registries/{iccid}",
+    "packages": "/api/v1/esim/packages",
+    "package": "/api/v1/esim/packages/{id}",
+    "activate": "/api/v1/esim/packages/{id}/activate",
+    "terminate": "/api/v1/esim/packages/{id}/terminate",
+}
+"""Every API path the SDK calls, relative to the base URL."""
+
+DEFAULT_SCAN_PAGE_SIZE: Final = 100
+LOOKAHEAD_FACTOR: Final = 2
+"""Ordered scans start no window more than ``LOOKAHEAD_FACTOR * concurrency``
+pages past the consumer's position."""
+
+PACKAGE_STATUSES: Final = frozenset(s.value for s in PackageStatus)
+_AMBIGUOUS_STATUSES: Final = frozenset({502, 503, 504})
+
+
+def _is_ambiguous(exc: APIError) -> bool:
+    """Whether a failed POST may nonetheless have been carried out by the server."""
+    if isinstance(exc, APIConnectionError):
+        return exc.kind != "connect"
+    return isinstance(exc, ServerError) and exc.status in _AMBIGUOUS_STATUSES
+
+
+class _Listing(Generic[T]):
+    """Shared machinery of a listed resource. Private."""
+
+    _path_key: str
+    _items_key: str
+    _model: type[T]
+
+    def __init__(self, transport: Transport, max_concurrency: int) -> None:
+        self._transport = transport
+        self._max_concurrency = max_concurrency
+
+    def _key(self, item: T) -> Hashable:
+        raise NotImplementedError
+
+    async def _list(
+        self,
+        params: dict[str, str | int],
+        *,
+        offset: int,
+        count: int | None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> Page[T]:
+        query = dict(params)
+        query["offset"] = offset
+        if count is not None:
+            query["count"] = count
+        path = PATHS[self._path_key]
+        response = await self._transport.request("GET", path, params=query, on_retry=on_retry)
+        return decode_page(
+            response.data,
+            self._items_key,
+            self._model,
+            method="GET",
+            path=self._transport.url_path(path),
+        )
+
+    def _pages(
+        self,
+        params: dict[str, str | int],
+        *,
+        page_size: int | None,
+        concurrency: int | None,
+        ordered: bool,
+        on_drift: DriftPolicy,
+        max_restarts: int,
+        on_progress: Callable[[ScanReport], Any] | None,
+    ) -> PageScan[T]:
+        size = (
+            DEFAULT_SCAN_PAGE_SIZE
+            if page_size is None
+            else check_int("page_size", page_size, minimum=1, maximum=MAX_PAGE_SIZE)
+        )
+        limit = (
+            self._max_concurrency
+            if concurrency is None
+            else check_int("concurrency", concurrency, minimum=1, maximum=self._max_concurrency)
+        )
+        if not isinstance(ordered, bool):
+            raise InvalidArgumentError("ordered", f"must be True or False, got {ordered!r}")
+        check_choice("on_drift", on_drift, ("raise", "restart"))
+        check_int("max_restarts", max_restarts, minimum=0)
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidArgumentError("on_progress", "must be callable")
+        adaptive = self._transport.adaptive
+
+        async def fetch(window: Window, on_retry: Callable[[], None]) -> Page[T]:
+            return await self._list(params, offset=window.offset, count=window.count, on_retry=on_retry)
+
+        return PageScan(
+            fetch,
+            page_size=size,
+            concurrency=lambda: min(limit, adaptive.current),
+            ordered=ordered,
+            on_drift=on_drift,
+            max_restarts=max_restarts,
+            key=self._key,
+            on_progress=on_progress,
+            lookahead_pages=LOOKAHEAD_FACTOR * limit,
+        )
+
+    async def _all(self, make_scan: Callable[[], PageScan[T]], max_restarts: int) -> builtins.list[T]:
+        # Strategy: a snapshot. If the listing changes during the scan, the
+        # partial result is thrown away and the scan starts over, so the list
+        # returned is one whole pass during which every page agreed on total.
+        restarts = 0
+        while True:
+            items: list[T] = []
+            try:
+                async with make_scan() as scan:
+                    async for page in scan:
+                        items.extend(page.items)
+            except DriftError as exc:
+                restarts += 1
+                if restarts > max_restarts:
+                    exc.restarts = restarts - 1
+                    raise
+                continue
+            return items
+
+
+def _filters(**values: str | int | None) -> dict[str, str | int]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class Inventories(_Listing[Inventory]):
+    """``client.inventories``: the eSIM inventories of the account."""
+
+    _path_key = "inventories"
+    _items_key = "inventories"
+    _model = Inventory
+
+    def _key(self, item: Inventory) -> Hashable:
+        return item.id
+
+    async def list(self, *, offset: int = 0, count: int | None = None) -> Page[Inventory]:
+        """One page of inventories.
+
+        Args:
+            offset: Items to skip (>= 0). Default 0.
+            count: Items to return, 1 to 1000; ``None`` lets the server choose (20).
+
+        Raises:
+            InvalidArgumentError: ``offset`` or ``count`` out of range (before any request).
+            APIError: The request failed.
+        """
+        check_int("offset", offset)
+        if count is not None:
+            check_int("count", count, minimum=1, maximum=MAX_PAGE_SIZE)
+        return await self._list({}, offset=offset, count=count)
+
+    def pages(
+        self,
+        *,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        on_drift: DriftPolicy = "raise",
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> PageScan[Inventory]:
+        """Every page of inventories, fetched concurrently. See :meth:`Sims.pages`."""
+        return self._pages(
+            {},
+            page_size=page_size,
+            concurrency=concurrency,
+            ordered=ordered,
+            on_drift=on_drift,
+            max_restarts=max_restarts,
+            on_progress=on_progress,
+        )
+
+    def iter(
+        self,
+        *,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        on_drift: DriftPolicy = "raise",
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> ItemScan[Inventory]:
+        """Every inventory, fetched concurrently. See :meth:`Sims.iter`."""
+        return ItemScan(
+            self.pages(
+                page_size=page_size,
+                concurrency=concurrency,
+                ordered=ordered,
+                on_drift=on_drift,
+                max_restarts=max_restarts,
+                on_progress=on_progress,
+            )
+        )
+
+    async def all(
+        self,
+        *,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> builtins.list[Inventory]:
+        """Every inventory as a list: a consistent snapshot. See :meth:`Sims.all`."""
+        return await self._all(
+            lambda: self.pages(
+                page_size=page_size,
+                concurrency=concurrency,
+                max_restarts=0,
+                on_progress=on_progress,
+            ),
+            check_int("max_restarts", max_restarts),
+        )
+
+
+class Sims(_Listing[Sim]):
+    """``client.sims``: the SIM registry."""
+
+    _path_key = "sims"
+    _items_key = "sims"
+    _model = Sim
+
+    def _key(self, item: Sim) -> Hashable:
+        return item.iccid
+
+    @staticmethod
+    def _params(company: int | None, inventory: int | None, group: int | None) -> dict[str, str | int]:
+        return _filters(
+            company=check_optional_id("company", company),
+            inventory=check_optional_id("inventory", inventory),
+            group=check_optional_id("group", group),
+        )
+
+    async def list(
+        self,
+        *,
+        offset: int = 0,
+        count: int | None = None,
+        company: int | None = None,
+        inventory: int | None = None,
+        group: int | None = None,
+    ) -> Page[Sim]:
+        """One page of SIMs.
+
+        Args:
+            offset: Items to skip (>= 0). Default 0.
+            count: Items to return, 1 to 1000; ``None`` lets the server choose (100).
+            company: Only SIMs of this company id.
+            inventory: Only SIMs of this inventory id.
+            group: Only SIMs of this group id.
+
+        Raises:
+            InvalidArgumentError: An argument is out of range (before any request).
+            APIError: The request failed.
+        """
+        check_int("offset", offset)
+        if count is not None:
+            check_int("count", count, minimum=1, maximum=MAX_PAGE_SIZE)
+        return await self._list(self._params(company, inventory, group), offset=offset, count=count)
+
+    async def get(self, iccid: str) -> Sim:
+        """One SIM by ICCID (``GET /sim-registries/{iccid}``).
+
+        Raises:
+            InvalidArgumentError: ``iccid`` is not 18 to 22 digits.
+            NotFoundError: No such SIM.
+        """
+        segment = path_segment("iccid", check_iccid("iccid", iccid))
+        path = PATHS["sim"].format(iccid=segment)
+        response = await self._transport.request("GET", path)
+        return decode_model(response.data, Sim, method="GET", path=self._transport.url_path(path))
+
+    def pages(
+        self,
+        *,
+        company: int | None = None,
+        inventory: int | None = None,
+        group: int | None = None,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        on_drift: DriftPolicy = "raise",
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> PageScan[Sim]:
+        """Every page of SIMs, fetched concurrently.
+
+        The first page tells ``total``; the remaining windows are fetched
+        concurrently. Pages come in offset order (or as they complete with
+        ``ordered=False``); no window starts more than ``2 * concurrency``
+        pages ahead of the consumer.
+
+        Args:
+            company: Filter, as :meth:`list`.
+            inventory: Filter, as :meth:`list`.
+            group: Filter, as :meth:`list`.
+            page_size: Items per request, 1 to 1000. Default 100.
+            concurrency: Requests in flight for this scan, at most the
+                client's ``max_concurrency`` (the default).
+            ordered: Offset order (default) or completion order.
+            on_drift: What to do if the listing changes during the scan:
+                ``"raise"`` (default) or ``"restart"``; see :data:`DriftPolicy`.
+            max_restarts: Restarts allowed with ``on_drift="restart"``. Default 3.
+            on_progress: Called with the live :class:`ScanReport` after each
+                page is handed on (keep it quick: it runs in the scan's task).
+
+        Returns:
+            An async iterator of pages; use ``async with`` to close it early.
+        """
+        return self._pages(
+            self._params(company, inventory, group),
+            page_size=page_size,
+            concurrency=concurrency,
+            ordered=ordered,
+            on_drift=on_drift,
+            max_restarts=max_restarts,
+            on_progress=on_progress,
+        )
+
+    def iter(
+        self,
+        *,
+        company: int | None = None,
+        inventory: int | None = None,
+        group: int | None = None,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        on_drift: DriftPolicy = "raise",
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> ItemScan[Sim]:
+        """Every SIM, fetched concurrently, in offset order by default.
+
+        Takes the arguments of :meth:`pages`. Memory stays bounded whatever
+        ``total`` is. If you may stop early, close the iterator promptly with
+        ``async with client.sims.iter() as sims:`` (or ``contextlib.aclosing``).
+
+        Raises:
+            DriftError: The listing changed during the scan (``on_drift="raise"``).
+            APIError: A page request failed after retries; the scan's other
+                requests are cancelled.
+        """
+        return ItemScan(
+            self.pages(
+                company=company,
+                inventory=inventory,
+                group=group,
+                page_size=page_size,
+                concurrency=concurrency,
+                ordered=ordered,
+                on_drift=on_drift,
+                max_restarts=max_restarts,
+                on_progress=on_progress,
+            )
+        )
+
+    async def all(
+        self,
+        *,
+        company: int | None = None,
+        inventory: int | None = None,
+        group: int | None = None,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> builtins.list[Sim]:
+        """Every SIM as a list, in offset order: a consistent snapshot.
+
+        If the listing changes during the scan, the partial result is
+        discarded and the scan starts over (up to ``max_restarts`` times), so
+        the list is exactly the listing as it stood during one whole pass.
+
+        Raises:
+            DriftError: The listing kept changing through every restart.
+            APIError: A page request failed after retries.
+        """
+        return await self._all(
+            lambda: self.pages(
+                company=company,
+                inventory=inventory,
+                group=group,
+                page_size=page_size,
+                concurrency=concurrency,
+                max_restarts=0,
+                on_progress=on_progress,
+            ),
+            check_int("max_restarts", max_restarts),
+        )
+
+
+class Packages(_Listing[Package]):
+    """``client.packages``: packages on SIMs; create, activate, terminate."""
+
+    _path_key = "packages"
+    _items_key = "packages"
+    _model = Package
+
+    def _key(self, item: Package) -> Hashable:
+        return item.id
+
+    @staticmethod
+    def _params(
+        inventory: int | None, package_template: int | None, sim: str | None, status: str | None
+    ) -> dict[str, str | int]:
+        return _filters(
+            inventory=check_optional_id("inventory", inventory),
+            package_template=check_optional_id("package_template", package_template),
+            sim=None if sim is None else check_iccid("sim", sim),
+            status=check_choice("status", status, PACKAGE_STATUSES),
+        )
+
+    async def list(
+        self,
+        *,
+        offset: int = 0,
+        count: int | None = None,
+        inventory: int | None = None,
+        package_template: int | None = None,
+        sim: str | None = None,
+        status: str | None = None,
+    ) -> Page[Package]:
+        """One page of packages.
+
+        Args:
+            offset: Items to skip (>= 0). Default 0.
+            count: Items to return, 1 to 1000; ``None`` lets the server choose.
+            inventory: Only packages of this inventory id.
+            package_template: Only packages of this template id.
+            sim: Only packages of this SIM (ICCID).
+            status: Only packages in this status: ``NOT_ACTIVE``, ``ACTIVE``,
+                ``SUSPENDED`` or ``TERMINATED`` (a :class:`PackageStatus` works too).
+
+        Raises:
+            InvalidArgumentError: An argument is out of range (before any request).
+            APIError: The request failed.
+        """
+        check_int("offset", offset)
+        if count is not None:
+            check_int("count", count, minimum=1, maximum=MAX_PAGE_SIZE)
+        return await self._list(
+            self._params(inventory, package_template, sim, status), offset=offset, count=count
+        )
+
+    def pages(
+        self,
+        *,
+        inventory: int | None = None,
+        package_template: int | None = None,
+        sim: str | None = None,
+        status: str | None = None,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        on_drift: DriftPolicy = "raise",
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> PageScan[Package]:
+        """Every page of packages, fetched concurrently. See :meth:`Sims.pages`."""
+        return self._pages(
+            self._params(inventory, package_template, sim, status),
+            page_size=page_size,
+            concurrency=concurrency,
+            ordered=ordered,
+            on_drift=on_drift,
+            max_restarts=max_restarts,
+            on_progress=on_progress,
+        )
+
+    def iter(
+        self,
+        *,
+        inventory: int | None = None,
+        package_template: int | None = None,
+        sim: str | None = None,
+        status: str | None = None,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        on_drift: DriftPolicy = "raise",
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> ItemScan[Package]:
+        """Every package, fetched concurrently. See :meth:`Sims.iter`."""
+        return ItemScan(
+            self.pages(
+                inventory=inventory,
+                package_template=package_template,
+                sim=sim,
+                status=status,
+                page_size=page_size,
+                concurrency=concurrency,
+                ordered=ordered,
+                on_drift=on_drift,
+                max_restarts=max_restarts,
+                on_progress=on_progress,
+            )
+        )
+
+    async def all(
+        self,
+        *,
+        inventory: int | None = None,
+        package_template: int | None = None,
+        sim: str | None = None,
+        status: str | None = None,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> builtins.list[Package]:
+        """Every package as a list: a consistent snapshot. See :meth:`Sims.all`."""
+        return await self._all(
+            lambda: self.pages(
+                inventory=inventory,
+                package_template=package_template,
+                sim=sim,
+                status=status,
+                page_size=page_size,
+                concurrency=concurrency,
+                max_restarts=0,
+                on_progress=on_progress,
+            ),
+            check_int("max_restarts", max_restarts),
+        )
+
+    async def get(self, id: str) -> Package:
+        """One package by id, in its detail shape (``package_template`` as an object).
+
+        Raises:
+            InvalidArgumentError: ``id`` is empty or not path-safe.
+            NotFoundError: No such package.
+        """
+        path = PATHS["package"].format(id=path_segment("id", id))
+        response = await self._transport.request("GET", path)
+        return decode_model(response.data, Package, method="GET", path=self._transport.url_path(path))
+
+    async def create(self, *, sim: str, package_template: int, time_allowance: int | None = None) -> Package:
+        """Create a package on a SIM, exactly once.
+
+        A create is not idempotent, so it is retried automatically only when
+        the connection could not be opened (the request never left). After an
+        ambiguous failure (a timeout or disconnect once the request was sent,
+        or a 502/503/504), it is sent once more; if that meets 409, the SIM's
+        packages are read back and one matching this request is returned with
+        ``reconciled=True``. A 409 on the first attempt is a real conflict.
+
+        Args:
+            sim: ICCID of the SIM (18 to 22 digits; no Luhn check).
+            package_template: Id of the package template (>= 0).
+            time_allowance: Optional time allowance in seconds (>= 0).
+
+        Returns:
+            The created package (create-response shape, ``package_template``
+            as an object), or the reconciled one.
+
+        Raises:
+            ConflictError: The SIM already has a package (409).
+            BadRequestError: The API rejected the request (400).
+            APIError: Any other failure.
+        """
+        body: dict[str, str | int] = {
+            "sim": check_iccid("sim", sim),
+            "package_template": check_int("package_template", package_template),
+        }
+        if time_allowance is not None:
+            body["time_allowance"] = check_int("time_allowance", time_allowance)
+        path = PATHS["packages"]
+        try:
+            response = await self._transport.request("POST", path, json=body, idempotent=False)
+        except APIError as exc:
+            if not _is_ambiguous(exc):
+                raise
+            try:
+                response = await self._transport.request("POST", path, json=body, idempotent=False)
+            except ConflictError:
+                found = await self._find_created(sim, package_template)
+                if found is None:
+                    raise
+                return found
+        return decode_model(
+            response.data,
+            Package,
+            method="POST",
+            path=self._transport.url_path(path),
+            status=response.status,
+        )
+
+    async def _find_created(self, sim: str, package_template: int) -> Package | None:
+        """The SIM's live package from ``package_template``, read back after an ambiguous create."""
+        page = await self.list(sim=sim, count=MAX_PAGE_SIZE)
+        for pkg in page.items:
+            if (
+                pkg.sim == sim
+                and pkg.package_template_id == package_template
+                and pkg.status != PackageStatus.TERMINATED
+            ):
+                pkg.reconciled = True
+                return pkg
+        return None
+
+    async def activate(self, id: str) -> None:
+        """Activate a package.
+
+        The API answers 204 or a JSON boolean; ``false`` raises. After an
+        ambiguous failure the package is read back: already ``ACTIVE`` is success.
+
+        Raises:
+            ActionRejectedError: The API answered ``false``.
+            BadRequestError: The package cannot be activated (400).
+            NotFoundError: No such package.
+        """
+        await self._action("activate", id, PackageStatus.ACTIVE)
+
+    async def terminate(self, id: str) -> None:
+        """Terminate a package. As :meth:`activate`, with target status ``TERMINATED``."""
+        await self._action("terminate", id, PackageStatus.TERMINATED)
+
+    async def _action(self, action: str, package_id: str, target: PackageStatus) -> None:
+        segment = path_segment("id", package_id)
+        path = PATHS[action].format(id=segment)
+        try:
+            response = await self._transport.request("POST", path, idempotent=False)
+        except APIError as exc:
+            if not _is_ambiguous(exc):
+                raise
+            # The action may have happened before the failure: look before repeating it.
+            current = await self.get(package_id)
+            if current.status == target:
+                return
+            response = await self._transport.request("POST", path, idempotent=False)
+        data = response.data
+        if data is None or data is True:
+            return
+        full_path = self._transport.url_path(path)
+        if data is False:
+            raise ActionRejectedError(
+                f"the API declined to {action} the package", method="POST", path=full_path
+            )
+        raise MalformedResponseError(
+            f"{action} answered {type(data).__name__}, expected no content or a boolean",
+            status=response.status,
+            method="POST",
+            path=full_path,
+        )

@@ -1,0 +1,306 @@
+"""One logical API call: headers, timeouts, the client-wide limiter, retries, error mapping.
+
+Strategy: the decisions (retry or not, how long to wait, whether the retry
+budget allows it) are pure functions in ``_retry``; this module only executes
+them. aiohttp's exceptions are mapped to the SDK's in exactly one place,
+:func:`map_aiohttp_error`, most specific class first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+import anyio
+import attrs
+import orjson
+from yarl import URL
+
+from ._converter import decode_json
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    MalformedResponseError,
+    status_error_class,
+)
+from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy, decide, retry_after_from_headers
+
+__all__ = ["Response", "Transport", "map_aiohttp_error"]
+
+logger: Final = logging.getLogger("betatel_async")
+
+_REDACTED: Final = "***"
+
+
+@attrs.define(slots=True)
+class Response:
+    """A successful (2xx) response: its status and parsed JSON (``None`` if empty)."""
+
+    status: int
+    data: Any
+    attempts: int
+
+
+def map_aiohttp_error(exc: BaseException, *, method: str, path: str) -> tuple[APIError, str]:
+    """Map an aiohttp (or timeout) exception to the SDK's, with the retry kind.
+
+    Returns:
+        The SDK exception to raise, and the kind used by retry decisions:
+        ``"connect"`` (the request never left: safe to retry anything),
+        ``"timeout"``, ``"disconnect"`` or ``"truncated"``.
+    """
+    # Most specific first: ConnectionTimeoutError is a ServerTimeoutError is a
+    # TimeoutError; ClientConnectorError is a ClientOSError is a ClientConnectionError.
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return APITimeoutError("timed out connecting", method=method, path=path), "connect"
+    if isinstance(exc, TimeoutError):
+        return APITimeoutError("timed out waiting for the response", method=method, path=path), "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return (
+            APIConnectionError(
+                f"could not connect: {exc.os_error}", kind="connect", method=method, path=path
+            ),
+            "connect",
+        )
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return (
+            APIConnectionError("response body was cut short", kind="truncated", method=method, path=path),
+            "truncated",
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return (
+            APIConnectionError("server closed the connection", kind="disconnect", method=method, path=path),
+            "disconnect",
+        )
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # A response aiohttp could not parse as HTTP, or similar: the request was sent.
+        return (
+            APIConnectionError(
+                f"invalid HTTP response: {exc.message}", kind="disconnect", method=method, path=path
+            ),
+            "disconnect",
+        )
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return (
+            APIConnectionError(
+                f"connection failed: {type(exc).__name__}",
+                kind="disconnect",
+                method=method,
+                path=path,
+            ),
+            "disconnect",
+        )
+    raise TypeError(f"not a transport error: {type(exc).__name__}")  # pragma: no cover
+
+
+def _error_message(data: Any, fallback: str) -> str:
+    if isinstance(data, dict):
+        message = data.get("message")
+        if isinstance(message, str) and message:
+            return message
+    return fallback
+
+
+class Transport:
+    """Sends one logical request, with retries, under the client-wide limiter.
+
+    Private: owned by :class:`~betatel_async.BetatelClient`.
+    """
+
+    def __init__(
+        self,
+        *,
+        get_session: Callable[[], aiohttp.ClientSession],
+        base_url: URL,
+        headers: Mapping[str, str],
+        secret: str,
+        timeout: aiohttp.ClientTimeout,
+        retry: RetryPolicy,
+        budget: RetryBudget,
+        limiter: anyio.Semaphore,
+        adaptive: AdaptiveLimit,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._get_session = get_session
+        self._base_url = base_url
+        self._headers = dict(headers)
+        self._secret = secret
+        self._timeout = timeout
+        self.retry = retry
+        self.budget = budget
+        self.limiter = limiter
+        self.adaptive = adaptive
+        self._rand = rand
+
+    def url_path(self, path: str) -> str:
+        """The full URL path for an API path (the base URL may carry a prefix)."""
+        return self._base_url.path + path
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, _REDACTED) if self._secret else text
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        idempotent: bool = True,
+        retry: RetryPolicy | None = None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> Response:
+        """Send ``method path`` until it succeeds or the retry policy gives up.
+
+        Args:
+            method: HTTP method.
+            path: API path below the base URL, already percent-encoded.
+            params: Query parameters.
+            json: A JSON body to send.
+            idempotent: Whether repeating the request is harmless. Only
+                idempotent requests are retried after the request may have
+                reached the server.
+            retry: Overrides the client's retry policy for this call.
+            on_retry: Called once per retry (for scan reports).
+
+        Returns:
+            The 2xx response with its parsed JSON body.
+
+        Raises:
+            APIStatusError: A subclass per status, once retries are exhausted.
+            APIConnectionError: No usable response (``APITimeoutError`` on timeouts).
+            MalformedResponseError: A 2xx body that is not JSON, after retries.
+        """
+        policy = retry or self.retry
+        url = self._base_url.with_path(self._base_url.path + path, encoded=True)
+        full_path = url.path
+        body = orjson.dumps(json) if json is not None else None
+        headers = self._headers
+        if body is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        started = time.monotonic()
+        attempt = 0
+        retried_cost: int | None = None
+        while True:
+            attempt += 1
+            status: int | None = None
+            retry_after: float | None = None
+            error: APIError
+            error_kind: str | None = None
+            t0 = time.monotonic()
+            async with self.limiter:
+                try:
+                    async with self._get_session().request(
+                        method,
+                        url,
+                        params=params,
+                        data=body,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=self._timeout,
+                    ) as resp:
+                        status = resp.status
+                        raw = await resp.read()
+                        retry_after = retry_after_from_headers(resp.headers)
+                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                    error, error_kind = map_aiohttp_error(exc, method=method, path=full_path)
+                    error.__cause__ = exc
+            elapsed_attempt = time.monotonic() - t0
+            if status is not None:
+                logger.debug(
+                    "%s %s -> %d (attempt %d, %.1f ms)",
+                    method,
+                    full_path,
+                    status,
+                    attempt,
+                    elapsed_attempt * 1000,
+                )
+                if status == 429:
+                    self.adaptive.on_throttle()
+                if 200 <= status < 300:
+                    data: Any = None
+                    if raw:
+                        try:
+                            data = decode_json(raw, method=method, path=full_path, status=status)
+                        except MalformedResponseError as exc:
+                            # An unparseable 2xx body is most often one cut short
+                            # mid-stream; for retry purposes it is one.
+                            error, error_kind = exc, "truncated"
+                    if error_kind is None:
+                        self.adaptive.on_success()
+                        self.budget.release_success(retried_cost)
+                        return Response(status=status, data=data, attempts=attempt)
+                else:
+                    error = self._status_error(status, raw, method, full_path, retry_after)
+            else:
+                logger.debug(
+                    "%s %s -> %s (attempt %d, %.1f ms)",
+                    method,
+                    full_path,
+                    error_kind,
+                    attempt,
+                    elapsed_attempt * 1000,
+                )
+            decision = decide(
+                policy=policy,
+                attempt=attempt,
+                method=method,
+                status=status if error_kind is None else None,
+                error_kind=error_kind,
+                retry_after=retry_after,
+                elapsed=time.monotonic() - started,
+                rand=self._rand,
+                idempotent=idempotent,
+                request_sent=None if error_kind is None else error_kind != "connect",
+            )
+            kind = "timeout" if error_kind == "timeout" else "error"
+            if decision.retry and self.budget.acquire(kind):
+                retried_cost = self.budget.cost(kind)
+                logger.warning(
+                    "retrying %s %s in %.2f s (attempt %d failed: %s)",
+                    method,
+                    full_path,
+                    decision.delay,
+                    attempt,
+                    decision.reason,
+                )
+                if on_retry is not None:
+                    on_retry()
+                await anyio.sleep(decision.delay)
+                continue
+            error.attempts = attempt
+            raise error
+
+    def _status_error(
+        self, status: int, raw: bytes, method: str, path: str, retry_after: float | None
+    ) -> APIStatusError:
+        if 300 <= status < 400:
+            return APIStatusError(
+                "redirect not followed (the API key is never sent to another location)",
+                status=status,
+                method=method,
+                path=path,
+            )
+        data: Any = None
+        try:
+            data = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            data = None
+        fallback = raw[:200].decode("utf-8", "replace").strip() or f"HTTP {status}"
+        message = self._redact(_error_message(data, fallback))
+        cls = status_error_class(status)
+        return cls(message, status=status, method=method, path=path, retry_after=retry_after)
+
+
+async def close_session(session: aiohttp.ClientSession) -> None:
+    """Close a session we own and let its transports finish closing (no ResourceWarning)."""
+    await session.close()
+    # Let the event loop run the connection_lost callbacks of closed transports.
+    await asyncio.sleep(0)

@@ -1,0 +1,146 @@
+"""Argument checks, run before any request is sent.
+
+Every failure names the argument as the caller spelled it. Wrong types raise
+:class:`InvalidArgumentTypeError` (a ``TypeError``), wrong values
+:class:`InvalidArgumentError` (a ``ValueError``). Messages never echo a
+credential's value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Collection
+from typing import Final
+from urllib.parse import quote
+
+from yarl import URL
+
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
+MAX_PAGE_SIZE: Final = 1000
+"""The largest ``count`` the SDK sends. The API documents no maximum; a server
+that caps pages lower is handled by the scan (short pages are completed)."""
+
+_ICCID: Final = re.compile(r"[0-9]{18,22}")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_int(name: str, value: object, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer (not a bool) within bounds."""
+    if type(value) is not int:
+        raise InvalidArgumentTypeError(name, f"expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise InvalidArgumentError(name, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise InvalidArgumentError(name, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def check_optional_id(name: str, value: object) -> int | None:
+    """``None`` or a non-negative integer id (a filter)."""
+    if value is None:
+        return None
+    return check_int(name, value, minimum=0)
+
+
+def check_iccid(name: str, value: object) -> str:
+    """An ICCID: 18 to 22 decimal digits.
+
+    No Luhn check: the API's own documented example ICCID fails one, so a
+    real ICCID may too.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(name, f"expected an ICCID string, got {type(value).__name__}")
+    if not _ICCID.fullmatch(value):
+        raise InvalidArgumentError(name, "must be an ICCID of 18 to 22 decimal digits")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Collection[str]) -> str | None:
+    """``None`` or one of ``choices`` (exact text)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(name, f"expected a string, got {type(value).__name__}")
+    if value not in choices:
+        raise InvalidArgumentError(name, f"must be one of {', '.join(sorted(choices))}; got {value!r}")
+    return str(value)
+
+
+def path_segment(name: str, value: object) -> str:
+    """A non-empty id made safe to put in a URL path, percent-encoded.
+
+    ``/``, ``.``, ``..`` and control characters are refused rather than
+    encoded: they would address a different resource.
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(name, f"expected a string id, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidArgumentError(name, "must not be empty")
+    if "/" in value or "\\" in value:
+        raise InvalidArgumentError(name, "must not contain '/' or '\\'")
+    if value in {".", ".."}:
+        raise InvalidArgumentError(name, "must not be '.' or '..'")
+    if _CONTROL.search(value):
+        raise InvalidArgumentError(name, "must not contain control characters")
+    return quote(value, safe="")
+
+
+def check_credential(name: str, value: object) -> str:
+    """A header-safe, non-empty credential. The value is never echoed."""
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(name, f"expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidArgumentError(name, "must not be empty")
+    if _CONTROL.search(value):
+        raise InvalidArgumentError(name, "must not contain CR, LF or other control characters")
+    if not value.isascii():
+        raise InvalidArgumentError(name, "must be ASCII (it is sent as an HTTP header)")
+    return value
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(name: str, value: object, *, allow_insecure: bool) -> URL:
+    """An absolute https URL, or http to a loopback host (or with ``allow_insecure``)."""
+    if not isinstance(value, str | URL):
+        raise InvalidArgumentTypeError(name, f"expected a URL string, got {type(value).__name__}")
+    try:
+        url = URL(str(value))
+    except ValueError as exc:
+        raise InvalidArgumentError(name, f"not a valid URL ({exc})") from None
+    if not url.is_absolute() or not url.host:
+        raise InvalidArgumentError(name, "must be an absolute URL such as https://esim.betatel.com")
+    if url.scheme not in {"http", "https"}:
+        raise InvalidArgumentError(name, f"scheme must be https (or http), got {url.scheme!r}")
+    if url.user or url.password:
+        raise InvalidArgumentError(name, "must not carry credentials")
+    if url.query_string or url.fragment:
+        raise InvalidArgumentError(name, "must not carry a query string or fragment")
+    if url.scheme == "http" and not allow_insecure and not is_loopback_host(url.host):
+        raise InvalidArgumentError(
+            name,
+            "plain http would send the API key unencrypted; use https, "
+            "or pass allow_insecure_http=True to accept the risk",
+        )
+    return url.with_path(url.path.rstrip("/"))
+
+
+def check_positive_float(name: str, value: object, *, allow_none: bool = False) -> float | None:
+    """A positive number of seconds (or ``None`` where allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentTypeError(name, f"expected a number of seconds, got {type(value).__name__}")
+    if not value > 0 or value == float("inf"):
+        raise InvalidArgumentError(name, f"must be a positive finite number of seconds, got {value}")
+    return float(value)

@@ -400,7 +400,7 @@ class PageScan(Generic[T]):
 
         failure: BaseException | None = None
         # The stream closes after the task group has waited for every worker.
-        async with results_recv, anyio.create_task_group() as tg:
+        async with results_send, results_recv, anyio.create_task_group() as tg:
 
             def launch() -> None:
                 limit = max(1, self._concurrency())

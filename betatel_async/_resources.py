@@ -24,6 +24,7 @@ from ._errors import (
 )
 from ._models import Inventory, Package, PackageStatus, Page, Sim
 from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport, Window
+from ._status import SimStatusReport, StatusAccumulator
 from ._validate import (
     MAX_PAGE_SIZE,
     check_choice,
@@ -435,6 +436,53 @@ class Sims(_Listing[Sim]):
             ),
             check_int("max_restarts", max_restarts),
         )
+
+    async def status(
+        self,
+        *,
+        company: int | None = None,
+        inventory: int | None = None,
+        group: int | None = None,
+        page_size: int | None = None,
+        concurrency: int | None = None,
+        max_restarts: int = 3,
+        on_progress: Callable[[ScanReport], Any] | None = None,
+    ) -> SimStatusReport:
+        """SIM inventory statistics, in the manner of TelecomX's ``/sim/status``.
+
+        Computed from one concurrent scan of the SIM registry (filters as
+        :meth:`list`): one row per holder (company, and inventory within it)
+        with counts per network (IMSI sponsor), per SIM status and per group.
+        Totals are the sums of the counts. If the registry changes during the
+        scan, the counts are thrown away and the scan starts over (as
+        :meth:`all`), so the report describes one consistent pass.
+
+        Raises:
+            DriftError: The registry kept changing through every restart.
+            APIError: A page request failed after retries.
+        """
+        restarts_left = check_int("max_restarts", max_restarts)
+        while True:
+            accumulator = StatusAccumulator()
+            try:
+                async with self.pages(
+                    company=company,
+                    inventory=inventory,
+                    group=group,
+                    page_size=page_size,
+                    concurrency=concurrency,
+                    max_restarts=0,
+                    on_progress=on_progress,
+                ) as scan:
+                    async for page in scan:
+                        for sim in page.items:
+                            accumulator.add(sim)
+            except DriftError:
+                if restarts_left == 0:
+                    raise
+                restarts_left -= 1
+                continue
+            return accumulator.result()
 
 
 class Packages(_Listing[Package]):

@@ -130,6 +130,7 @@ class Transport:
     ) -> None:
         self._get_session = get_session
         self._base_url = base_url
+        self._prefix = base_url.path.rstrip("/")  # a base URL may carry a path prefix
         self._headers = dict(headers)
         self._secret = secret
         self._timeout = timeout
@@ -141,7 +142,7 @@ class Transport:
 
     def url_path(self, path: str) -> str:
         """The full URL path for an API path (the base URL may carry a prefix)."""
-        return self._base_url.path + path
+        return self._prefix + path
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, _REDACTED) if self._secret else text
@@ -179,8 +180,8 @@ class Transport:
             MalformedResponseError: A 2xx body that is not JSON, after retries.
         """
         policy = retry or self.retry
-        url = self._base_url.with_path(self._base_url.path + path, encoded=True)
-        full_path = url.path
+        url = self._base_url.with_path(self._prefix + path, encoded=True)
+        full_path = url.raw_path
         body = orjson.dumps(json) if json is not None else None
         headers = self._headers
         if body is not None:

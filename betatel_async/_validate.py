@@ -132,7 +132,7 @@ def check_base_url(name: str, value: object, *, allow_insecure: bool) -> URL:
             "plain http would send the API key unencrypted; use https, "
             "or pass allow_insecure_http=True to accept the risk",
         )
-    return url.with_path(url.path.rstrip("/"))
+    return url
 
 
 def check_positive_float(name: str, value: object, *, allow_none: bool = False) -> float | None:

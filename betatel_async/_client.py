@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import os
 import platform
@@ -136,6 +137,8 @@ class BetatelClient:
                 "x-api-key": self._api_key.value,
                 "x-user-id": self._user_id,
                 "Accept": "application/json",
+                # The API documents Content-Type on every call, GETs included.
+                "Content-Type": "application/json",
                 "User-Agent": USER_AGENT,
             },
             secret=self._api_key.value,
@@ -145,12 +148,56 @@ class BetatelClient:
             limiter=anyio.Semaphore(self._max_concurrency),
             adaptive=AdaptiveLimit(self._max_concurrency),
         )
+        self._parent: BetatelClient | None = None
+        self._bind_resources()
+
+    def _bind_resources(self) -> None:
         self.inventories = Inventories(self._transport, self._max_concurrency)
         """The inventories of the account."""
         self.sims = Sims(self._transport, self._max_concurrency)
         """The SIM registry."""
         self.packages = Packages(self._transport, self._max_concurrency)
         """Packages: list, get, create, activate, terminate."""
+
+    def with_options(
+        self,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> BetatelClient:
+        """A view of this client with other per-call options, e.g. for one call::
+
+            pkg = await client.with_options(retry=RetryPolicy.none(), timeout=5).packages.get(pid)
+
+        The view shares this client's session, concurrency limit, retry
+        budget and adaptive limit, and lives as long as this client: closing
+        it does nothing, closing this client closes both.
+
+        Args:
+            retry: Retry policy for calls made through the view.
+            timeout: Seconds per attempt (default: this client's).
+            connect_timeout: Seconds to connect (default: this client's).
+        """
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidArgumentTypeError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
+        client_timeout = None
+        if timeout is not None or connect_timeout is not None:
+            client_timeout = aiohttp.ClientTimeout(
+                total=self._timeout.total if timeout is None else check_positive_float("timeout", timeout),
+                sock_connect=(
+                    self._timeout.sock_connect
+                    if connect_timeout is None
+                    else check_positive_float("connect_timeout", connect_timeout)
+                ),
+            )
+        view = copy.copy(self)
+        view._parent = self._parent or self
+        view._owns_session = False
+        view._transport = self._transport.evolve(retry=retry, timeout=client_timeout)
+        view._timeout = view._transport.timeout
+        view._bind_resources()
+        return view
 
     @classmethod
     def from_env(cls, **options: object) -> BetatelClient:
@@ -178,6 +225,8 @@ class BetatelClient:
     @property
     def state(self) -> ClientState:
         """``UNOPENED`` until first used, ``OPEN``, then ``CLOSED`` for good."""
+        if self._parent is not None:
+            return self._parent.state
         return self._state
 
     @property
@@ -204,6 +253,8 @@ class BetatelClient:
         return f"BetatelClient(base_url={str(self._base_url)!r}, user_id={self._user_id!r}, state={self._state.value})"
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._parent is not None:
+            return self._parent._get_session()
         if self._state is ClientState.CLOSED:
             raise ClientClosedError("this BetatelClient is closed; create a new one")
         if self._session is None:
@@ -227,7 +278,7 @@ class BetatelClient:
         Scans still running on this client fail with ``ClientClosedError`` on
         their next request.
         """
-        if self._state is ClientState.CLOSED:
+        if self._parent is not None or self._state is ClientState.CLOSED:
             return
         self._state = ClientState.CLOSED
         session, self._session = self._session, None

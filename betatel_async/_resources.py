@@ -637,9 +637,10 @@ class Packages(_Listing[Package]):
         A create is not idempotent, so it is retried automatically only when
         the connection could not be opened (the request never left). After an
         ambiguous failure (a timeout or disconnect once the request was sent,
-        or a 502/503/504), it is sent once more; if that meets 409, the SIM's
-        packages are read back and one matching this request is returned with
-        ``reconciled=True``. A 409 on the first attempt is a real conflict.
+        or a 502/503/504), it is sent once more; if that meets 409 (or fails
+        ambiguously too), the SIM's packages are read back and the live one
+        from ``package_template`` is returned with ``reconciled=True``. A 409
+        on the first attempt is a real conflict and is raised at once.
 
         Args:
             sim: ICCID of the SIM (18 to 22 digits; no Luhn check).
@@ -669,7 +670,11 @@ class Packages(_Listing[Package]):
                 raise
             try:
                 response = await self._transport.request("POST", path, json=body, idempotent=False)
-            except ConflictError:
+            except APIError as again:
+                # 409: the first attempt (or the retry, before its answer was
+                # lost) created it. Read it back; anything else is raised.
+                if not (isinstance(again, ConflictError) or _is_ambiguous(again)):
+                    raise
                 found = await self._find_created(sim, package_template)
                 if found is None:
                     raise

@@ -133,12 +133,27 @@ class Transport:
         self._prefix = base_url.path.rstrip("/")  # a base URL may carry a path prefix
         self._headers = dict(headers)
         self._secret = secret
-        self._timeout = timeout
+        self.timeout = timeout
         self.retry = retry
         self.budget = budget
         self.limiter = limiter
         self.adaptive = adaptive
         self._rand = rand
+
+    def evolve(self, *, retry: RetryPolicy | None, timeout: aiohttp.ClientTimeout | None) -> Transport:
+        """A transport sharing this one's session, limiter, budget and adaptive limit."""
+        return Transport(
+            get_session=self._get_session,
+            base_url=self._base_url,
+            headers=self._headers,
+            secret=self._secret,
+            timeout=timeout or self.timeout,
+            retry=retry or self.retry,
+            budget=self.budget,
+            limiter=self.limiter,
+            adaptive=self.adaptive,
+            rand=self._rand,
+        )
 
     def url_path(self, path: str) -> str:
         """The full URL path for an API path (the base URL may carry a prefix)."""
@@ -184,8 +199,6 @@ class Transport:
         full_path = url.raw_path
         body = orjson.dumps(json) if json is not None else None
         headers = self._headers
-        if body is not None:
-            headers = {**headers, "Content-Type": "application/json"}
         started = time.monotonic()
         attempt = 0
         retried_cost: int | None = None
@@ -205,7 +218,7 @@ class Transport:
                         data=body,
                         headers=headers,
                         allow_redirects=False,
-                        timeout=self._timeout,
+                        timeout=self.timeout,
                     ) as resp:
                         status = resp.status
                         raw = await resp.read()
@@ -213,6 +226,7 @@ class Transport:
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     error, error_kind = map_aiohttp_error(exc, method=method, path=full_path)
                     error.__cause__ = exc
+                    status = None  # a status line without its body is no answer
             elapsed_attempt = time.monotonic() - t0
             if status is not None:
                 logger.debug(

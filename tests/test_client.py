@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 import betatel_async as bt
-from betatel_async.sandbox import Sandbox, SandboxConfig, serve
+from betatel_async.sandbox import FaultConfig, Sandbox, SandboxConfig, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -478,3 +478,22 @@ class _raw_server:  # noqa: N801 - reads as a function at the call site
     async def __aexit__(self, *exc: object) -> None:
         assert self._runner is not None
         await self._runner.cleanup()
+
+
+async def test_with_options_overrides_retry_for_its_calls_and_shares_the_session(
+    client: bt.BetatelClient, sandbox: Sandbox
+) -> None:
+    sandbox.config.faults = FaultConfig(script=["503"])
+    view = client.with_options(retry=bt.RetryPolicy.none(), timeout=5)
+    with pytest.raises(bt.ServerError) as info:
+        await view.sims.list(count=1)
+    assert info.value.attempts == 1
+    sandbox.config.faults = FaultConfig(script=["503"])
+    assert len((await client.sims.list(count=1)).items) == 1  # the client itself retries
+    assert view.state is bt.ClientState.OPEN
+    await view.aclose()  # a view closes nothing
+    assert client.state is bt.ClientState.OPEN
+    await client.aclose()
+    assert view.state is bt.ClientState.CLOSED
+    with pytest.raises(bt.ClientClosedError):
+        await view.sims.list(count=1)

@@ -38,9 +38,9 @@ async def test_soak_2000_pages_through_20_percent_faults_every_item_once_in_orde
         expected = [s["iccid"] for s in sandbox.data.sims_list()]
         sandbox.config.faults = FaultConfig(
             rate=0.2,
-            kinds={
-                k: 1.0 for k in ("429", "500", "502", "503", "504", "reset", "truncated", "malformed", "slow")
-            },
+            kinds=dict.fromkeys(
+                ("429", "500", "502", "503", "504", "reset", "truncated", "malformed", "slow"), 1.0
+            ),
             slow_seconds=2.0,
         )
         async with make_client(

@@ -65,7 +65,10 @@ def map_aiohttp_error(exc: BaseException, *, method: str, path: str) -> tuple[AP
     if isinstance(exc, aiohttp.ClientConnectorError):
         return (
             APIConnectionError(
-                f"could not connect: {exc.os_error}", kind="connect", method=method, path=path
+                f"could not connect: {getattr(exc, 'os_error', None) or type(exc).__name__}",
+                kind="connect",
+                method=method,
+                path=path,
             ),
             "connect",
         )
@@ -83,7 +86,10 @@ def map_aiohttp_error(exc: BaseException, *, method: str, path: str) -> tuple[AP
         # A response aiohttp could not parse as HTTP, or similar: the request was sent.
         return (
             APIConnectionError(
-                f"invalid HTTP response: {exc.message}", kind="disconnect", method=method, path=path
+                f"invalid HTTP response: {getattr(exc, 'message', '') or type(exc).__name__}",
+                kind="disconnect",
+                method=method,
+                path=path,
             ),
             "disconnect",
         )

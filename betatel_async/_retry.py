@@ -87,7 +87,7 @@ _TRANSIENT_KINDS: Final = frozenset({"connect", "timeout", "disconnect", "trunca
 _DELAY_SECONDS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
-# -- policy -----------------------------------------------------------------
+# -- policy -------------------------------------------------------------------
 
 
 def _is_real(value: object) -> bool:
@@ -316,7 +316,7 @@ def retry_after_from_headers(headers: Mapping[str, str], *, now: datetime | None
     return parse_retry_after(headers.get("Retry-After"), now=now)
 
 
-# -- decide --------------------------------------------------------------------
+# -- decide -------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
@@ -466,7 +466,7 @@ def decide(
     return RetryDecision(retry=True, delay=delay, reason=f"retry: {why}")
 
 
-# -- client-wide retry budget ---------------------------------------------------
+# -- client-wide retry budget -------------------------------------------------
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -602,7 +602,7 @@ class RetryBudget:
         self._available = min(self._capacity, self._available + amount)
 
 
-# -- adaptive concurrency -------------------------------------------------------
+# -- adaptive concurrency -----------------------------------------------------
 
 
 class AdaptiveLimit:

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import heapq
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
@@ -278,6 +278,8 @@ class PageScan(Generic[T]):
     Private constructor: obtain one from a resource's ``pages()``.
     """
 
+    __slots__ = ("_gen", "_runner", "report")
+
     def __init__(
         self,
         fetch: FetchPage[T],
@@ -291,6 +293,79 @@ class PageScan(Generic[T]):
         on_progress: Callable[[ScanReport], Any] | None = None,
         lookahead_pages: int,
     ) -> None:
+        self._runner = _ScanRunner(
+            fetch,
+            page_size=page_size,
+            concurrency=concurrency,
+            ordered=ordered,
+            on_drift=on_drift,
+            max_restarts=max_restarts,
+            key=key,
+            on_progress=on_progress,
+            lookahead=lookahead_pages * page_size,
+        )
+        self.report = self._runner.report
+        self._gen: AsyncGenerator[Page[T]] | None = None
+
+    def __aiter__(self) -> PageScan[T]:
+        return self
+
+    async def __anext__(self) -> Page[T]:
+        if self._gen is None:
+            self._gen = _consume(self._runner)
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the scan: cancel its requests in flight and wait until they are gone."""
+        if self._gen is not None:
+            await self._gen.aclose()
+
+    async def __aenter__(self) -> PageScan[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+async def _consume(runner: _ScanRunner[T]) -> AsyncGenerator[Page[T]]:
+    """The consumer's side of a scan: pages from the producer task, in order.
+
+    Strategy: the producer task references the runner, never this generator
+    nor the PageScan that holds it, so a scan the caller drops (``break``
+    without ``async with``) becomes unreachable, and the event loop's
+    async-generator finaliser runs the ``finally`` below, which cancels it.
+    """
+    runner.started = time.monotonic()
+    send, recv = anyio.create_memory_object_stream[Page[T] | BaseException](max_buffer_size=1)
+    producer = asyncio.ensure_future(runner.produce(send))
+    try:
+        async with recv:
+            async for message in recv:
+                if isinstance(message, BaseException):
+                    raise message
+                yield message
+    finally:
+        producer.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(producer, return_exceptions=True)
+
+
+class _ScanRunner(Generic[T]):
+    """The producer's side of a scan: runs passes of the plan, fetching windows. Private."""
+
+    def __init__(
+        self,
+        fetch: FetchPage[T],
+        *,
+        page_size: int,
+        concurrency: Callable[[], int],
+        ordered: bool,
+        on_drift: DriftPolicy,
+        max_restarts: int,
+        key: Callable[[T], Hashable],
+        on_progress: Callable[[ScanReport], Any] | None,
+        lookahead: int,
+    ) -> None:
         self._fetch = fetch
         self._page_size = page_size
         self._concurrency = concurrency
@@ -299,47 +374,12 @@ class PageScan(Generic[T]):
         self._max_restarts = max_restarts
         self._key = key
         self._on_progress = on_progress
-        self._lookahead = lookahead_pages * page_size
+        self._lookahead = lookahead
         self._seen: set[Hashable] | None = set() if on_drift == "restart" else None
         self.report = ScanReport()
-        self._gen: AsyncIterator[Page[T]] | None = None
-        self._started = 0.0
+        self.started = 0.0
 
-    def __aiter__(self) -> PageScan[T]:
-        return self
-
-    async def __anext__(self) -> Page[T]:
-        if self._gen is None:
-            self._gen = self._consume()
-        return await self._gen.__anext__()
-
-    async def aclose(self) -> None:
-        """Stop the scan: cancel its requests in flight and wait until they are gone."""
-        if self._gen is not None:
-            await self._gen.aclose()  # type: ignore[attr-defined]
-
-    async def __aenter__(self) -> PageScan[T]:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def _consume(self) -> AsyncIterator[Page[T]]:
-        self._started = time.monotonic()
-        send, recv = anyio.create_memory_object_stream[Page[T] | BaseException](max_buffer_size=1)
-        producer = asyncio.ensure_future(self._produce(send))
-        try:
-            async with recv:
-                async for message in recv:
-                    if isinstance(message, BaseException):
-                        raise message
-                    yield message
-        finally:
-            producer.cancel()
-            with anyio.CancelScope(shield=True):
-                await asyncio.gather(producer, return_exceptions=True)
-
-    async def _produce(self, send: MemoryObjectSendStream[Page[T] | BaseException]) -> None:
+    async def produce(self, send: MemoryObjectSendStream[Page[T] | BaseException]) -> None:
         async with send:
             try:
                 while True:
@@ -357,7 +397,7 @@ class PageScan(Generic[T]):
                 with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                     await send.send(leaf)
                 return
-            self.report.elapsed = time.monotonic() - self._started
+            self.report.elapsed = time.monotonic() - self.started
             self.report.finished = True
             self._progress()
 
@@ -372,7 +412,7 @@ class PageScan(Generic[T]):
         )
 
     def _progress(self) -> None:
-        self.report.elapsed = time.monotonic() - self._started
+        self.report.elapsed = time.monotonic() - self.started
         if self._on_progress is not None:
             self._on_progress(self.report)
 
@@ -469,9 +509,13 @@ class ItemScan(Generic[T]):
     when you may stop early; :attr:`report` says what happened.
     """
 
+    __slots__ = ("_index", "_items", "_pages")
+
     def __init__(self, pages: PageScan[T]) -> None:
         self._pages = pages
-        self._gen: AsyncIterator[T] | None = None
+        # Items are served from the current page: an await only per page, not per item.
+        self._items: list[T] = []
+        self._index = 0
 
     @property
     def report(self) -> ScanReport:
@@ -482,22 +526,17 @@ class ItemScan(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
-        if self._gen is None:
-            self._gen = self._items()
-        return await self._gen.__anext__()
-
-    async def _items(self) -> AsyncIterator[T]:
-        try:
-            async for page in self._pages:
-                for item in page.items:
-                    yield item
-        finally:
-            await self._pages.aclose()
+        index = self._index
+        items = self._items
+        while index >= len(items):
+            items = self._items = (await self._pages.__anext__()).items
+            index = 0
+        self._index = index + 1
+        return items[index]
 
     async def aclose(self) -> None:
         """Stop the scan: cancel its requests in flight and wait until they are gone."""
-        if self._gen is not None:
-            await self._gen.aclose()  # type: ignore[attr-defined]
+        self._items = []
         await self._pages.aclose()
 
     async def __aenter__(self) -> ItemScan[T]:

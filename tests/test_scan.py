@@ -308,6 +308,23 @@ async def test_break_out_of_async_for_cancels_the_scan(client: bt.BetatelClient,
     assert len((await client.sims.list(count=3)).items) == 3
 
 
+async def test_plain_break_without_async_with_is_cleaned_up_when_dropped(
+    client: bt.BetatelClient, sandbox: Sandbox
+) -> None:
+    sandbox.config.latency = 0.05
+    before = _tasks_besides_me()
+    async for _ in client.sims.iter(page_size=10):
+        break
+    # The iterator is unreachable now; the event loop's async-generator
+    # finaliser closes it, which cancels the scan's requests.
+    gc.collect()
+    for _ in range(20):
+        if _tasks_besides_me() <= before:
+            break
+        await anyio.sleep(0.01)
+    assert _tasks_besides_me() <= before
+
+
 async def test_abandoned_iterator_is_cleaned_up_by_aclosing(
     client: bt.BetatelClient, sandbox: Sandbox
 ) -> None:

@@ -215,6 +215,14 @@ class Transport:
             error: APIError
             error_kind: str | None = None
             t0 = time.monotonic()
+            attempt_timeout = self.timeout
+            if policy.deadline is not None:
+                # The overall deadline also bounds the attempt in progress.
+                remaining = max(policy.deadline - (t0 - started), 0.001)
+                if attempt_timeout.total is None or remaining < attempt_timeout.total:
+                    attempt_timeout = aiohttp.ClientTimeout(
+                        total=remaining, sock_connect=attempt_timeout.sock_connect
+                    )
             async with self.limiter:
                 try:
                     async with self._get_session().request(
@@ -224,7 +232,7 @@ class Transport:
                         data=body,
                         headers=headers,
                         allow_redirects=False,
-                        timeout=self.timeout,
+                        timeout=attempt_timeout,
                     ) as resp:
                         status = resp.status
                         raw = await resp.read()

@@ -228,3 +228,14 @@ async def test_the_key_appears_in_no_log_line_error_text_or_pickle(
     assert caplog.records
     for text in texts:
         assert SECRET not in text
+
+
+async def test_the_overall_deadline_also_cuts_the_attempt_in_progress(sandbox: Sandbox) -> None:
+    sandbox.config.faults = FaultConfig(rate=1.0, kinds={"slow": 1.0}, slow_seconds=30)
+    policy = bt.RetryPolicy(max_attempts=5, deadline=0.4)
+    async with make_client(sandbox, retry=policy, timeout=20) as client:
+        started = time.monotonic()
+        with pytest.raises(bt.APITimeoutError):
+            await client.sims.list(count=1)
+        elapsed = time.monotonic() - started
+    assert elapsed < 5  # not the 20 s attempt timeout, nor the 30 s hang

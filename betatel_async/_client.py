@@ -245,6 +245,11 @@ class BetatelClient:
         return self._transport.retry
 
     @property
+    def adaptive_limit(self) -> AdaptiveLimit:
+        """The client-wide scan concurrency, halved on 429 and grown back on success."""
+        return self._transport.adaptive
+
+    @property
     def retry_budget(self) -> RetryBudget:
         """The client-wide retry quota (its ``available`` tokens are live)."""
         return self._transport.budget

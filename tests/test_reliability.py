@@ -239,3 +239,22 @@ async def test_the_overall_deadline_also_cuts_the_attempt_in_progress(sandbox: S
             await client.sims.list(count=1)
         elapsed = time.monotonic() - started
     assert elapsed < 5  # not the 20 s attempt timeout, nor the 30 s hang
+
+
+async def test_throttling_shrinks_scan_concurrency_and_success_grows_it_back(sandbox: Sandbox) -> None:
+    sandbox.config.latency = 0.005
+    async with make_client(sandbox, retry=FAST_RETRY, max_concurrency=8) as client:
+        limit = client.adaptive_limit
+        lowest = limit.current
+        sandbox.config.faults = FaultConfig(script=["ok"] + ["429"] * 8)
+
+        def watch(report: bt.ScanReport) -> None:
+            nonlocal lowest
+            lowest = min(lowest, limit.current)
+
+        sims = await client.sims.all(page_size=20, on_progress=watch)
+        assert len(sims) == 2000
+        assert lowest < 8
+        assert sandbox.stats.max_in_flight <= 8
+        await client.sims.all(page_size=20)  # 100 clean pages
+        assert limit.current == 8

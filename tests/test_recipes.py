@@ -1,0 +1,143 @@
+"""The README's recipes, run as written against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import betatel_async as bt
+from betatel_async.sandbox import Sandbox, SandboxConfig, serve
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with serve(SandboxConfig(sims=1500, seed=21)) as sb:
+        yield sb
+
+
+# --- recipe: one client for an aiohttp.web app's lifetime ----------------------------
+
+CLIENT_KEY = web.AppKey("betatel", bt.BetatelClient)
+
+
+async def betatel_client_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with bt.BetatelClient.from_env(max_concurrency=16) as client:
+        app[CLIENT_KEY] = client
+        yield
+
+
+async def package_handler(request: web.Request) -> web.Response:
+    client = request.app[CLIENT_KEY]
+    try:
+        package = await client.packages.get(request.match_info["id"])
+    except bt.NotFoundError:
+        raise web.HTTPNotFound() from None
+    return web.json_response(bt.unstructure(package))
+
+
+def make_app() -> web.Application:
+    app = web.Application()
+    app.cleanup_ctx.append(betatel_client_ctx)
+    app.router.add_get("/packages/{id}", package_handler)
+    return app
+
+
+async def test_recipe_web_app_shares_one_client(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BETATEL_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("BETATEL_USER_ID", sandbox.user_id)
+    monkeypatch.setenv("BETATEL_BASE_URL", sandbox.url)
+    runner = web.AppRunner(make_app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    pkg = sandbox.data.packages_list()[0]
+    try:
+        async with aiohttp.ClientSession() as http:
+            answers = await asyncio.gather(
+                *(http.get(f"http://127.0.0.1:{port}/packages/{pkg['id']}") for _ in range(20))
+            )
+            bodies = [await r.json() for r in answers]
+            for r in answers:
+                r.release()
+            async with http.get(f"http://127.0.0.1:{port}/packages/nope") as missing:
+                assert missing.status == 404
+    finally:
+        await runner.cleanup()
+    assert all(b["id"] == pkg["id"] for b in bodies)
+    assert all(r.status == 200 for r in answers)
+
+
+# --- recipe: a worker pulling ICCIDs from a queue -----------------------------------
+
+
+async def provision_worker(
+    client: bt.BetatelClient, queue: asyncio.Queue[str], template: int, done: list[bt.Package]
+) -> None:
+    while True:
+        iccid = await queue.get()
+        try:
+            package = await client.packages.create(sim=iccid, package_template=template)
+            await client.packages.activate(package.id)
+            done.append(package)
+        finally:
+            queue.task_done()
+
+
+async def provision(
+    client: bt.BetatelClient, iccids: list[str], template: int, workers: int = 4
+) -> list[bt.Package]:
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for iccid in iccids:
+        queue.put_nowait(iccid)
+    done: list[bt.Package] = []
+    tasks = [asyncio.create_task(provision_worker(client, queue, template, done)) for _ in range(workers)]
+    await queue.join()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return done
+
+
+async def test_recipe_queue_worker_creates_and_activates(sandbox: Sandbox) -> None:
+    taken = {p["sim"] for p in sandbox.data.packages_list()}
+    free = [s["iccid"] for s in sandbox.data.sims_list() if s["iccid"] not in taken][:40]
+    template = sandbox.data.packages_list()[0]["package_template"]
+    async with bt.BetatelClient(
+        api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url, max_concurrency=4
+    ) as client:
+        done = await provision(client, free, template)
+        assert sorted(p.sim or "" for p in done) == sorted(free)
+        active = await client.packages.all(status="ACTIVE")
+    assert set(free) <= {p.sim for p in active}
+    assert sandbox.stats.max_in_flight <= 4
+
+
+# --- recipe: a bulk export in a few lines -------------------------------------------
+
+
+async def export_sims(client: bt.BetatelClient, path: Path) -> bt.ScanReport:
+    async with client.sims.iter(page_size=500) as sims:
+        with path.open("w") as out:
+            async for sim in sims:
+                out.write(json.dumps(bt.unstructure(sim)) + "\n")
+    return sims.report
+
+
+async def test_recipe_bulk_export(sandbox: Sandbox, tmp_path: Path) -> None:
+    async with bt.BetatelClient(
+        api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url
+    ) as client:
+        report = await export_sims(client, tmp_path / "sims.jsonl")
+    lines = (tmp_path / "sims.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iccid"] for line in lines] == [s["iccid"] for s in sandbox.data.sims_list()]
+    assert report.items == 1500
+    assert report.finished

@@ -48,6 +48,7 @@ from ._models import (
 from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport
 from ._resources import PATHS, Inventories, Packages, Sims
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
+from ._status import HolderStatus, NetworkCounts, SimStatusReport, StatusAccumulator
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -68,6 +69,7 @@ __all__ = [
     "ConflictError",
     "DriftError",
     "DriftPolicy",
+    "HolderStatus",
     "Imsi",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -76,6 +78,7 @@ __all__ = [
     "InventoryStatus",
     "ItemScan",
     "MalformedResponseError",
+    "NetworkCounts",
     "NotFoundError",
     "Package",
     "PackageStatus",
@@ -94,7 +97,9 @@ __all__ = [
     "ServerError",
     "Sim",
     "SimStatus",
+    "SimStatusReport",
     "Sims",
+    "StatusAccumulator",
     "TimeAllowance",
     "TimeUnit",
     "__version__",

@@ -15,7 +15,8 @@ is a sum of the counts beside it by construction. TelecomX's own example shows
 Keys of the report's dicts are strings, so it serialises to JSON as is:
 
 - status: the SIM's ``sim_status`` text (``"IN_SERVICE"``; an unknown status
-  keeps its text); :data:`NONE_KEY` when the SIM has none.
+  keeps its text); :data:`NONE_KEY` when the SIM has none (a status sent as
+  the text ``"none"`` is counted with those).
 - network: ``str(sponsor_id)`` of the SIM's IMSIs. A SIM with IMSIs from
   several sponsors counts once under each of them (so network totals may add up
   to more than the SIM total); several IMSIs from one sponsor count once. A SIM
@@ -158,7 +159,7 @@ def _order(key: str) -> tuple[int, int, str]:
     """Sort numeric keys by value, then other text, then ``"none"`` last."""
     if key == NONE_KEY:
         return (2, 0, key)
-    if key.isdigit():
+    if key.isascii() and key.isdigit():
         return (0, int(key), key)
     return (1, 0, key)
 

@@ -1,0 +1,9 @@
+"""The ``betatel-async`` command line (needs the ``cli`` extra: click and rich).
+
+``betatel-async --help`` lists the commands; ``python -m betatel_async.cli``
+runs the same. Importing :mod:`betatel_async` never imports this package.
+"""
+
+from ._app import cli, main
+
+__all__ = ["cli", "main"]

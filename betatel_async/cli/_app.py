@@ -1,0 +1,569 @@
+"""The ``betatel-async`` commands.
+
+Exit statuses: 0 success; 1 the API or the export failed (the message is
+printed, no traceback); 2 a usage error (bad option, missing credentials, an
+argument the SDK rejects before any request); 130 interrupted (Ctrl-C), after
+an export has saved its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import attrs
+import click
+import orjson
+
+from .._client import BetatelClient, __version__
+from .._converter import unstructure
+from .._errors import BetatelError, InvalidArgumentError, InvalidArgumentTypeError
+from .._models import PackageStatus
+from ._csv import CSV_HELP
+from ._export import CHECKPOINT_SUFFIX, PARTIAL_SUFFIX, ExportOptions, ExportResult, Format, run_export
+from ._render import ScanProgress, render_status, stdout_console
+
+__all__ = ["cli", "main"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INTERRUPTED: Final = 130
+DEFAULT_SANDBOX_SIMS: Final = 100_000
+_ENV_HELP: Final = "Credentials come from BETATEL_API_KEY, BETATEL_USER_ID and (optionally) BETATEL_BASE_URL."
+
+
+@attrs.frozen(slots=True, kw_only=True)
+class Connection:
+    """Where a command gets its client: the environment, or an in-process sandbox."""
+
+    sandbox: bool
+    sandbox_sims: int
+    sandbox_seed: int
+    sandbox_latency_ms: float
+
+
+class _Group(click.Group):
+    """Maps the SDK's errors and Ctrl-C to exit statuses for every subcommand. Private."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (InvalidArgumentError, InvalidArgumentTypeError) as exc:
+            # Raised before any request: the command line asked for something invalid.
+            raise click.UsageError(str(exc)) from None
+        except BetatelError as exc:
+            # The SDK's messages name the request and never hold the API key.
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    # asyncio.run turns Ctrl-C into cancellation of the coroutine (so cleanup,
+    # the export's checkpoint among it, runs) and then raises KeyboardInterrupt.
+    return asyncio.run(coro)
+
+
+def connection_options(f: F) -> F:
+    """Add ``--sandbox`` and its options to a command; pass them on as ``conn``."""
+
+    @functools.wraps(f)
+    def wrapper(
+        *args: Any,
+        sandbox: bool,
+        sandbox_sims: int,
+        sandbox_seed: int,
+        sandbox_latency_ms: float,
+        **kwargs: Any,
+    ) -> Any:
+        conn = Connection(
+            sandbox=sandbox,
+            sandbox_sims=sandbox_sims,
+            sandbox_seed=sandbox_seed,
+            sandbox_latency_ms=sandbox_latency_ms,
+        )
+        return f(*args, conn=conn, **kwargs)
+
+    options = [
+        click.option(
+            "--sandbox",
+            is_flag=True,
+            help="Run against an in-process sandbox server with generated data (no credentials needed).",
+        ),
+        click.option(
+            "--sandbox-sims",
+            type=click.IntRange(min=0),
+            default=DEFAULT_SANDBOX_SIMS,
+            show_default=True,
+            help="SIMs the sandbox generates.",
+        ),
+        click.option(
+            "--sandbox-seed", type=int, default=0, show_default=True, help="Seed of the sandbox's data."
+        ),
+        click.option(
+            "--sandbox-latency-ms",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help="Delay of every sandbox answer, in milliseconds.",
+        ),
+    ]
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+def _require_credentials(conn: Connection) -> None:
+    """Fail as a usage error (exit status 2) when no sandbox is asked for and credentials are unset."""
+    if conn.sandbox:
+        return
+    missing = [name for name in ("BETATEL_API_KEY", "BETATEL_USER_ID") if not os.environ.get(name)]
+    if missing:
+        raise click.UsageError(f"{' and '.join(missing)} not set. {_ENV_HELP} Or pass --sandbox.")
+
+
+@contextlib.asynccontextmanager
+async def _open_client(
+    conn: Connection, *, max_concurrency: int | None = None
+) -> AsyncIterator[tuple[BetatelClient, str]]:
+    """A client, and a description of its data source (for checkpoints; never the key)."""
+    options: dict[str, Any] = {}
+    if max_concurrency is not None:
+        options["max_concurrency"] = max_concurrency
+    if not conn.sandbox:
+        async with BetatelClient.from_env(**options) as client:
+            yield client, f"{client.base_url} user {os.environ['BETATEL_USER_ID']}"
+        return
+    # Imported here: aiohttp.web and the data generator are needed only with --sandbox.
+    from ..sandbox import SandboxConfig, serve
+
+    config = SandboxConfig(
+        sims=conn.sandbox_sims, seed=conn.sandbox_seed, latency=conn.sandbox_latency_ms / 1000
+    )
+    async with (
+        serve(config, host="127.0.0.1", port=0) as sandbox,
+        BetatelClient(
+            api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url, **options
+        ) as client,
+    ):
+        yield client, f"sandbox sims={conn.sandbox_sims} seed={conn.sandbox_seed}"
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.flush()
+    out = sys.stdout.buffer
+    out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+    out.flush()
+
+
+@click.group(cls=_Group, epilog=_ENV_HELP)
+@click.version_option(__version__, prog_name="betatel-async")
+def cli() -> None:
+    """Command line of the Betatel eSIM API: export listings, SIM statistics, packages.
+
+    Every command takes --sandbox to run against a local fake API instead.
+    """
+
+
+# ---------------------------------------------------------------- export
+
+
+_EXPORT_HELP: Final = (
+    "Export a listing: every item, in listing order, as JSON Lines (one API JSON object a line) or CSV.\n\n"
+    "A file is written to FILE.partial and renamed onto FILE only when complete. If an ordered "
+    "export fails or is interrupted, FILE.checkpoint.json records its progress and --resume "
+    "continues it without repeating or skipping an item.\n\n" + CSV_HELP
+)
+
+
+def export_options(f: F) -> F:
+    """The options every ``export`` subcommand shares."""
+    options = [
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["jsonl", "csv"]),
+            default="jsonl",
+            show_default=True,
+            help="jsonl: one API JSON object a line. csv: see 'betatel-async export --help'.",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            default="-",
+            show_default=True,
+            metavar="FILE",
+            help="Output file, or - for standard output (no checkpoint, no --resume).",
+        ),
+        click.option(
+            "--page-size", type=click.IntRange(1, 1000), default=None, help="Items per request (default 100)."
+        ),
+        click.option(
+            "--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default 8)."
+        ),
+        click.option(
+            "--unordered",
+            is_flag=True,
+            help="Write pages as they arrive instead of in listing order (cannot be resumed).",
+        ),
+        click.option(
+            "--resume",
+            is_flag=True,
+            help="Continue the interrupted export of FILE from its checkpoint (starts anew if there is none).",
+        ),
+    ]
+    decorated: Any = f
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+@cli.group(cls=_Group, help=_EXPORT_HELP, short_help="Export a listing as JSON Lines or CSV (resumable).")
+def export() -> None:
+    pass
+
+
+def _export(
+    resource: str,
+    filters: dict[str, str | int | None],
+    *,
+    conn: Connection,
+    fmt: Format,
+    output: str,
+    page_size: int | None,
+    concurrency: int | None,
+    unordered: bool,
+    resume: bool,
+) -> None:
+    if output != "-":
+        parent = Path(output).parent
+        if not parent.is_dir():
+            raise click.BadParameter(f"directory {str(parent)!r} does not exist", param_hint="'--output'")
+        if Path(output).is_dir():
+            raise click.BadParameter(f"{output!r} is a directory", param_hint="'--output'")
+    if resume and output == "-":
+        raise click.UsageError("--resume needs an output file (-o FILE)")
+    if resume and unordered:
+        raise click.UsageError("--resume needs an ordered export: drop --unordered")
+    _require_credentials(conn)
+    options = ExportOptions(
+        resource=resource,
+        filters={name: value for name, value in filters.items() if value is not None},
+        format=fmt,
+        output=output,
+        source="",
+        page_size=page_size,
+        concurrency=concurrency,
+        ordered=not unordered,
+        resume=resume,
+    )
+    result = ExportResult()
+    started = time.monotonic()
+
+    async def go() -> None:
+        async with _open_client(conn, max_concurrency=concurrency) as (client, source):
+            with ScanProgress(f"Exporting {resource}", enabled=sys.stderr.isatty()) as progress:
+                await run_export(
+                    client, attrs.evolve(options, source=source), on_progress=progress.update, result=result
+                )
+
+    try:
+        _run(go())
+    except (BetatelError, KeyboardInterrupt):
+        if output != "-" and not unordered and Path(output + CHECKPOINT_SUFFIX).exists():
+            click.echo(
+                f"Export stopped after {result.written} new items; progress saved in "
+                f"{output}{CHECKPOINT_SUFFIX}. Run the same command with --resume to continue.",
+                err=True,
+            )
+        raise
+    _summary(resource, output, result, time.monotonic() - started)
+
+
+def _summary(resource: str, output: str, result: ExportResult, elapsed: float) -> None:
+    report = result.report
+    pages = report.pages if report is not None else 0
+    retries = report.retries if report is not None else 0
+    where = "standard output" if output == "-" else output
+    rate = result.written / elapsed if elapsed > 0 else 0.0
+    resumed = ""
+    if result.skipped:
+        click.echo(f"Resumed: skipped {result.skipped} items already in {output}{PARTIAL_SUFFIX}.", err=True)
+        resumed = f", {result.written} of them in this run"
+    click.echo(
+        f"Exported {result.written + result.skipped} {resource} to {where}{resumed}: "
+        f"{pages} pages, {retries} retries, {elapsed:.1f} s, {rate:,.0f} items/s.",
+        err=True,
+    )
+
+
+@export.command("sims")
+@click.option("--company", type=click.IntRange(min=0), help="Only SIMs of this company id.")
+@click.option("--inventory", type=click.IntRange(min=0), help="Only SIMs of this inventory id.")
+@click.option("--group", type=click.IntRange(min=0), help="Only SIMs of this group id.")
+@export_options
+@connection_options
+def export_sims(
+    *, company: int | None, inventory: int | None, group: int | None, fmt: Format, **kwargs: Any
+) -> None:
+    """Export the SIM registry."""
+    _export("sims", {"company": company, "inventory": inventory, "group": group}, fmt=fmt, **kwargs)
+
+
+@export.command("inventories")
+@export_options
+@connection_options
+def export_inventories(*, fmt: Format, **kwargs: Any) -> None:
+    """Export the inventories."""
+    _export("inventories", {}, fmt=fmt, **kwargs)
+
+
+@export.command("packages")
+@click.option("--inventory", type=click.IntRange(min=0), help="Only packages of this inventory id.")
+@click.option("--package-template", type=click.IntRange(min=0), help="Only packages of this template id.")
+@click.option("--sim", metavar="ICCID", help="Only packages of this SIM.")
+@click.option(
+    "--status", type=click.Choice([s.value for s in PackageStatus]), help="Only packages in this status."
+)
+@export_options
+@connection_options
+def export_packages(
+    *,
+    inventory: int | None,
+    package_template: int | None,
+    sim: str | None,
+    status: str | None,
+    fmt: Format,
+    **kwargs: Any,
+) -> None:
+    """Export the packages."""
+    filters: dict[str, str | int | None] = {
+        "inventory": inventory,
+        "package_template": package_template,
+        "sim": sim,
+        "status": status,
+    }
+    _export("packages", filters, fmt=fmt, **kwargs)
+
+
+# ---------------------------------------------------------------- status
+
+
+@cli.command()
+@click.option("--company", type=click.IntRange(min=0), help="Only SIMs of this company id.")
+@click.option("--inventory", type=click.IntRange(min=0), help="Only SIMs of this inventory id.")
+@click.option("--group", type=click.IntRange(min=0), help="Only SIMs of this group id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--page-size", type=click.IntRange(1, 1000), default=None, help="Items per request (default 100)."
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default 8)."
+)
+@connection_options
+def status(
+    *,
+    company: int | None,
+    inventory: int | None,
+    group: int | None,
+    as_json: bool,
+    page_size: int | None,
+    concurrency: int | None,
+    conn: Connection,
+) -> None:
+    """SIM inventory statistics: per holder (company, inventory), per network and status.
+
+    Counted from one consistent scan of the SIM registry.
+    """
+    _require_credentials(conn)
+
+    async def go() -> Any:
+        async with _open_client(conn, max_concurrency=concurrency) as (client, _):
+            with ScanProgress("Counting SIMs", enabled=sys.stderr.isatty()) as progress:
+                return await client.sims.status(
+                    company=company,
+                    inventory=inventory,
+                    group=group,
+                    page_size=page_size,
+                    concurrency=concurrency,
+                    on_progress=progress.update,
+                )
+
+    report = _run(go())
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        render_status(report, stdout_console())
+
+
+# ---------------------------------------------------------------- single items
+
+
+@cli.group(cls=_Group)
+def packages() -> None:
+    """Get, create, activate and terminate packages (JSON on standard output)."""
+
+
+@packages.command("get")
+@click.argument("package_id", metavar="ID")
+@connection_options
+def packages_get(*, package_id: str, conn: Connection) -> None:
+    """Print one package."""
+    _require_credentials(conn)
+
+    async def go() -> Any:
+        async with _open_client(conn) as (client, _):
+            return await client.packages.get(package_id)
+
+    _print_json(unstructure(_run(go())))
+
+
+@packages.command("create")
+@click.option("--sim", required=True, metavar="ICCID", help="The SIM to put the package on.")
+@click.option(
+    "--template",
+    "template",
+    required=True,
+    type=click.IntRange(min=0),
+    metavar="ID",
+    help="Package template id.",
+)
+@click.option("--time-allowance", type=click.IntRange(min=0), metavar="S", help="Time allowance in seconds.")
+@connection_options
+def packages_create(*, sim: str, template: int, time_allowance: int | None, conn: Connection) -> None:
+    """Create a package on a SIM and print it."""
+    _require_credentials(conn)
+
+    async def go() -> Any:
+        async with _open_client(conn) as (client, _):
+            return await client.packages.create(
+                sim=sim, package_template=template, time_allowance=time_allowance
+            )
+
+    _print_json(unstructure(_run(go())))
+
+
+def _action(action: str, package_id: str, conn: Connection) -> None:
+    _require_credentials(conn)
+
+    async def go() -> None:
+        async with _open_client(conn) as (client, _):
+            await getattr(client.packages, action)(package_id)
+
+    _run(go())
+    _print_json({"id": package_id, "action": action, "ok": True})
+
+
+@packages.command("activate")
+@click.argument("package_id", metavar="ID")
+@connection_options
+def packages_activate(*, package_id: str, conn: Connection) -> None:
+    """Activate a package."""
+    _action("activate", package_id, conn)
+
+
+@packages.command("terminate")
+@click.argument("package_id", metavar="ID")
+@connection_options
+def packages_terminate(*, package_id: str, conn: Connection) -> None:
+    """Terminate a package."""
+    _action("terminate", package_id, conn)
+
+
+@cli.group(cls=_Group)
+def sims() -> None:
+    """Look up SIMs (JSON on standard output)."""
+
+
+@sims.command("get")
+@click.argument("iccid")
+@connection_options
+def sims_get(*, iccid: str, conn: Connection) -> None:
+    """Print one SIM."""
+    _require_credentials(conn)
+
+    async def go() -> Any:
+        async with _open_client(conn) as (client, _):
+            return await client.sims.get(iccid)
+
+    _print_json(unstructure(_run(go())))
+
+
+# ---------------------------------------------------------------- sandbox
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def sandbox(args: tuple[str, ...]) -> None:
+    """Serve the sandbox (a fake Betatel API) until Ctrl-C; --help lists its options."""
+    from ..sandbox._cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser(
+        prog="betatel-async sandbox", description="Serve a fake Betatel eSIM API on loopback until Ctrl-C."
+    )
+    add_arguments(parser)
+    try:
+        parsed = parser.parse_args(list(args))
+    except SystemExit as exc:  # argparse's --help (0) or usage error (2)
+        raise click.exceptions.Exit(int(exc.code or 0)) from None
+    try:
+        config = config_from_args(parsed)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        _run(_serve_forever(config, parsed.host, parsed.port))
+    except ValueError as exc:  # a non-loopback --host
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {parsed.host}:{parsed.port}: {exc}") from None
+    except KeyboardInterrupt:
+        # Stopping the server is how this command ends.
+        raise click.exceptions.Exit(0) from None
+
+
+async def _serve_forever(config: Any, host: str, port: int) -> None:
+    from ..sandbox import API_PREFIX, serve
+
+    click.echo(f"Generating {config.sims} SIMs (seed {config.seed})...", err=True)
+    async with serve(config, host=host, port=port) as sb:
+        click.echo(
+            f"Betatel sandbox serving at {sb.url} (API under {API_PREFIX})\n"
+            f"  export BETATEL_BASE_URL={sb.url} BETATEL_API_KEY={sb.api_key} BETATEL_USER_ID={sb.user_id}\n"
+            "Press Ctrl-C to stop."
+        )
+        await asyncio.Event().wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns:
+        The exit status (see the module docstring).
+    """
+    try:
+        cli.main(args=None if argv is None else list(argv), prog_name="betatel-async")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        click.echo(str(code), err=True)
+        return 1

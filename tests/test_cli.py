@@ -1,0 +1,642 @@
+"""The betatel-async command line, through its real entry point.
+
+Most tests drive the click group with CliRunner against a sandbox served from
+a background thread (the CLI runs its own event loop, as it does for users);
+a few run the installed script in a subprocess: a real Ctrl-C, the sandbox
+command, ``python -m``, and what importing costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from betatel_async import BetatelClient, Inventory, Package, ScanReport, Sim, unstructure
+from betatel_async._status import StatusAccumulator
+from betatel_async.cli import cli
+from betatel_async.cli._csv import columns_for, decode_row
+from betatel_async.cli._render import ScanProgress
+from betatel_async.sandbox import Sandbox, SandboxConfig, serve
+
+T = TypeVar("T")
+
+BIN = Path(sys.executable).parent
+SCRIPT = str(BIN / "betatel-async")
+SIMS = 3000
+MODELS: dict[str, type[Any]] = {"sims": Sim, "inventories": Inventory, "packages": Package}
+
+
+class ThreadSandbox:
+    """A sandbox served by its own event loop in a background thread."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self._config = config
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._sandbox: Sandbox | None = None
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with serve(self._config) as sandbox:
+            self._sandbox = sandbox
+            self._ready.set()
+            await self._stop.wait()
+
+    def __enter__(self) -> ThreadSandbox:
+        self._thread.start()
+        assert self._ready.wait(30), "the sandbox did not start"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+    @property
+    def sandbox(self) -> Sandbox:
+        assert self._sandbox is not None
+        return self._sandbox
+
+    def in_loop(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the sandbox's loop (to touch its state between requests)."""
+        assert self._loop is not None
+
+        async def call() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(30)
+
+    @property
+    def env(self) -> dict[str, str | None]:
+        sb = self.sandbox
+        return {"BETATEL_API_KEY": sb.api_key, "BETATEL_USER_ID": sb.user_id, "BETATEL_BASE_URL": sb.url}
+
+    def fetch(self, resource: str) -> list[Any]:
+        """Every item of a listing, read with the SDK."""
+        sb = self.sandbox
+
+        async def go() -> list[Any]:
+            async with BetatelClient(api_key=sb.api_key, user_id=sb.user_id, base_url=sb.url) as client:
+                items: list[Any] = await getattr(client, resource).all(page_size=1000)
+                return items
+
+        return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[ThreadSandbox]:
+    """One read-only sandbox for the module (same data as ``--sandbox --sandbox-sims 3000``)."""
+    with ThreadSandbox(SandboxConfig(sims=SIMS, seed=0)) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def scratch() -> Iterator[ThreadSandbox]:
+    """A small sandbox a test may change."""
+    with ThreadSandbox(SandboxConfig(sims=200, seed=5)) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, args: list[str], env: dict[str, str | None] | None = None) -> Result:
+    return runner.invoke(cli, args, env=env, catch_exceptions=False)
+
+
+def jsonl(data: bytes) -> list[Any]:
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+def export_args(resource: str, out: Path, *extra: str) -> list[str]:
+    return ["export", resource, "-o", str(out), *extra]
+
+
+# ---------------------------------------------------------------- basics
+
+
+def test_help_lists_every_command(runner: CliRunner) -> None:
+    result = invoke(runner, ["--help"])
+    assert result.exit_code == 0
+    for command in ("export", "status", "packages", "sims", "sandbox"):
+        assert command in result.stdout
+
+
+def test_version(runner: CliRunner) -> None:
+    result = invoke(runner, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("betatel-async, version ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "sims", "--format", "xml"],
+        ["export", "sims", "--page-size", "0"],
+        ["export", "nothing"],
+        ["packages", "create", "--sim", "89148000004012345678"],
+        ["export", "sims", "--resume"],
+        ["export", "sims", "--resume", "--unordered", "-o", "x.jsonl"],
+        ["export", "sims", "-o", "/nonexistent-dir/x.jsonl"],
+    ],
+)
+def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
+    result = invoke(runner, args)
+    assert result.exit_code == 2, result.output
+
+
+def test_missing_credentials_is_a_usage_error_naming_the_variables(runner: CliRunner) -> None:
+    result = invoke(runner, ["sims", "get", "89148000004012345678"])
+    assert result.exit_code == 2
+    assert "BETATEL_API_KEY" in result.stderr
+    assert "--sandbox" in result.stderr
+
+
+def test_argument_the_sdk_rejects_is_a_usage_error(runner: CliRunner) -> None:
+    result = invoke(runner, ["sims", "get", "not-an-iccid", "--sandbox", "--sandbox-sims", "10"])
+    assert result.exit_code == 2
+    assert "iccid" in result.stderr
+
+
+def test_api_error_exits_1_with_the_message_and_no_traceback(runner: CliRunner) -> None:
+    result = invoke(runner, ["packages", "get", "pkg_nope", "--sandbox", "--sandbox-sims", "10"])
+    assert result.exit_code == 1
+    assert "404" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_wrong_api_key_exits_1_and_is_never_printed(runner: CliRunner, live: ThreadSandbox) -> None:
+    env = {**live.env, "BETATEL_API_KEY": "very-secret-key-4711"}
+    for args in (["status"], export_args("sims", Path("-")), ["sims", "get", "89148000004012345678"]):
+        result = invoke(runner, args, env=env)
+        assert result.exit_code == 1
+        assert "401" in result.stderr
+        assert "very-secret-key-4711" not in result.output
+
+
+# ---------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("resource", ["sims", "inventories", "packages"])
+def test_export_jsonl_is_the_api_json_of_every_item_in_order(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, resource: str
+) -> None:
+    out = tmp_path / f"{resource}.jsonl"
+    result = invoke(runner, export_args(resource, out, "--page-size", "250"), env=live.env)
+    assert result.exit_code == 0, result.output
+    expected = [unstructure(item) for item in live.fetch(resource)]
+    assert jsonl(out.read_bytes()) == expected
+    assert f"Exported {len(expected)} {resource}" in result.stderr
+    assert list(tmp_path.iterdir()) == [out]  # no partial file or checkpoint left
+
+
+@pytest.mark.parametrize("resource", ["sims", "inventories", "packages"])
+def test_csv_round_trips_through_the_csv_module_to_the_jsonl_values(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, resource: str
+) -> None:
+    for fmt in ("jsonl", "csv"):
+        result = invoke(runner, export_args(resource, tmp_path / f"out.{fmt}", "--format", fmt), env=live.env)
+        assert result.exit_code == 0, result.output
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as file:
+        header, *rows = list(csv.reader(file))
+    columns = columns_for(MODELS[resource])
+    assert header == [column.name for column in columns]
+    decoded = [decode_row(columns, row) for row in rows]
+    assert decoded == jsonl((tmp_path / "out.jsonl").read_bytes())
+
+
+def test_csv_flattens_references_and_writes_lists_as_json(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "sims.csv"
+    assert invoke(runner, export_args("sims", out, "--format", "csv"), env=live.env).exit_code == 0
+    with open(out, newline="", encoding="utf-8") as file:
+        first = next(csv.DictReader(file))
+    sim = live.fetch("sims")[0]
+    assert first["iccid"] == sim.iccid
+    assert first["company.id"] == str(sim.company.id)
+    assert first["company.name"] == sim.company.name
+    assert orjson.loads(first["imsis"]) == unstructure(sim.imsis)
+
+
+def test_csv_cells_keep_empty_text_quotes_and_newlines_apart_from_absent() -> None:
+    from betatel_async.cli._csv import encode_rows
+
+    columns = columns_for(Inventory)
+    objects: list[dict[str, Any]] = [
+        {"id": 1, "note": ""},
+        {"id": 2, "note": '"quoted" text'},
+        {"id": 3, "note": "two\nlines, and a comma"},
+        {"id": 4, "name": "null", "note": "12"},
+        {"id": 5},
+    ]
+    rows = list(csv.reader(io.StringIO(encode_rows(columns, objects, with_header=True).decode(), newline="")))
+    assert [decode_row(columns, row) for row in rows[1:]] == objects
+
+
+def test_export_to_standard_output_by_default(runner: CliRunner, live: ThreadSandbox, tmp_path: Path) -> None:
+    result = invoke(runner, ["export", "inventories"], env=live.env)
+    assert result.exit_code == 0
+    assert jsonl(result.stdout_bytes) == [unstructure(i) for i in live.fetch("inventories")]
+    assert "Exported" in result.stderr
+
+
+def test_export_filters_are_the_listing_filters(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path
+) -> None:
+    sims = live.fetch("sims")
+    company = sims[0].company.id
+    result = invoke(runner, ["export", "sims", "--company", str(company)], env=live.env)
+    assert result.exit_code == 0
+    rows = jsonl(result.stdout_bytes)
+    assert [r["iccid"] for r in rows] == [s.iccid for s in sims if s.company.id == company]
+
+    result = invoke(runner, ["export", "packages", "--status", "ACTIVE", "--format", "csv"], env=live.env)
+    assert result.exit_code == 0
+    statuses = {row["status"] for row in csv.DictReader(io.StringIO(result.stdout, newline=""))}
+    assert statuses == {"ACTIVE"}
+
+
+def test_unordered_export_holds_the_same_items(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    args = export_args("sims", out, "--unordered", "--page-size", "100", "--concurrency", "4")
+    assert invoke(runner, args, env=live.env).exit_code == 0
+    rows = jsonl(out.read_bytes())
+    assert sorted(r["iccid"] for r in rows) == sorted(s.iccid for s in live.fetch("sims"))
+
+
+def test_export_with_in_process_sandbox(runner: CliRunner, live: ThreadSandbox, tmp_path: Path) -> None:
+    out = tmp_path / "sims.jsonl"
+    result = invoke(runner, export_args("sims", out, "--sandbox", "--sandbox-sims", str(SIMS)))
+    assert result.exit_code == 0, result.output
+    # The same seed generates the same data as the module's sandbox.
+    assert jsonl(out.read_bytes()) == [unstructure(s) for s in live.fetch("sims")]
+
+
+# ---------------------------------------------------------------- resume
+
+
+def _checkpoint(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(out.with_name(out.name + ".checkpoint.json").read_bytes())
+    return data
+
+
+def _fail_after(live: ThreadSandbox, ok_requests: int) -> None:
+    """Make the sandbox answer 400 (not retried) to the request after ``ok_requests`` good ones."""
+
+    def arm() -> None:
+        live.sandbox.config.faults.script = ["ok"] * ok_requests + ["400"]
+
+    live.in_loop(arm)
+
+
+def _disarm(live: ThreadSandbox) -> None:
+    def clear() -> None:
+        live.sandbox.config.faults.script = []
+
+    live.in_loop(clear)
+
+
+@pytest.fixture
+def failing(live: ThreadSandbox) -> Iterator[Callable[[int], None]]:
+    yield lambda n: _fail_after(live, n)
+    _disarm(live)
+
+
+def _interrupted_export(
+    runner: CliRunner, live: ThreadSandbox, out: Path, fmt: str, failing: Callable[[int], None]
+) -> list[str]:
+    """Run an export that fails after a few pages; return its arguments."""
+    args = export_args("sims", out, "--format", fmt, "--page-size", "100", "--concurrency", "1")
+    failing(7)
+    result = invoke(runner, args, env=live.env)
+    assert result.exit_code == 1
+    assert "--resume" in result.stderr
+    assert not out.exists()
+    saved = _checkpoint(out)
+    assert 0 < saved["items"] < SIMS
+    assert saved["total"] == SIMS
+    assert out.with_name(out.name + ".partial").stat().st_size >= saved["bytes"]
+    _disarm(live)
+    return args
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_failed_then_resumed_export_is_byte_identical_to_an_uninterrupted_one(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, fmt: str, failing: Callable[[int], None]
+) -> None:
+    reference = tmp_path / f"reference.{fmt}"
+    assert invoke(runner, export_args("sims", reference, "--format", fmt), env=live.env).exit_code == 0
+    out = tmp_path / f"resumed.{fmt}"
+    args = _interrupted_export(runner, live, out, fmt, failing)
+    written = _checkpoint(out)["items"]
+    # Garbage past the checkpointed length (written after the last checkpoint) is cut off.
+    with open(out.with_name(out.name + ".partial"), "ab") as partial:
+        partial.write(b'{"half a line')
+
+    result = invoke(runner, [*args, "--resume", "--page-size", "300"], env=live.env)
+    assert result.exit_code == 0, result.output
+    assert f"skipped {written} items" in result.stderr
+    assert out.read_bytes() == reference.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([reference.name, out.name])
+
+
+def test_resume_refuses_when_the_total_changed(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, failing: Callable[[int], None]
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    args = _interrupted_export(runner, live, out, "jsonl", failing)
+    checkpoint = out.with_name(out.name + ".checkpoint.json")
+    saved = _checkpoint(out)
+    checkpoint.write_bytes(orjson.dumps({**saved, "total": SIMS + 1}))
+    before = out.with_name(out.name + ".partial").read_bytes()
+    result = invoke(runner, [*args, "--resume"], env=live.env)
+    assert result.exit_code == 1
+    assert f"total was {SIMS + 1}, now {SIMS}" in result.stderr
+    assert not out.exists()
+    # The unfinished export is left for the user to decide about.
+    assert orjson.loads(checkpoint.read_bytes())["total"] == SIMS + 1
+    assert out.with_name(out.name + ".partial").read_bytes() == before
+
+
+def test_resume_refuses_when_the_items_before_the_resume_point_differ(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, failing: Callable[[int], None]
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    args = _interrupted_export(runner, live, out, "jsonl", failing)
+    checkpoint = out.with_name(out.name + ".checkpoint.json")
+    checkpoint.write_bytes(orjson.dumps({**_checkpoint(out), "last_key": "89140000000000000000"}))
+    result = invoke(runner, [*args, "--resume"], env=live.env)
+    assert result.exit_code == 1
+    assert "changed since the checkpoint" in result.stderr
+
+
+def test_resume_of_another_command_is_a_usage_error(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, failing: Callable[[int], None]
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    _interrupted_export(runner, live, out, "jsonl", failing)
+    result = invoke(runner, [*export_args("sims", out, "--company", "1"), "--resume"], env=live.env)
+    assert result.exit_code == 2
+    assert "belongs to another export" in result.stderr
+
+
+def test_without_resume_an_unfinished_export_starts_over(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, failing: Callable[[int], None]
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    args = _interrupted_export(runner, live, out, "jsonl", failing)
+    result = invoke(runner, args, env=live.env)
+    assert result.exit_code == 0
+    assert "Discarding the unfinished export" in result.stderr
+    assert len(jsonl(out.read_bytes())) == SIMS
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_resume_without_a_checkpoint_starts_a_new_export(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "inventories.jsonl"
+    result = invoke(runner, [*export_args("inventories", out), "--resume"], env=live.env)
+    assert result.exit_code == 0
+    assert "No checkpoint" in result.stderr
+    assert out.exists()
+
+
+def test_unordered_export_that_fails_leaves_nothing_behind(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, failing: Callable[[int], None]
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    failing(3)
+    args = export_args("sims", out, "--unordered", "--page-size", "100", "--concurrency", "1")
+    assert invoke(runner, args, env=live.env).exit_code == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_saves_the_checkpoint_exits_130_and_resume_completes_the_file(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    reference = tmp_path / "reference.jsonl"
+    sandbox = ["--sandbox", "--sandbox-sims", str(SIMS)]
+    assert invoke(runner, export_args("sims", reference, *sandbox)).exit_code == 0
+
+    out = tmp_path / "out.jsonl"
+    partial = out.with_name(out.name + ".partial")
+    # Slow pages (100 ms each, one at a time: 3 s in all) so the interrupt lands mid-export.
+    slow = ["--sandbox-latency-ms", "100", "--page-size", "100", "--concurrency", "1"]
+    process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+        [SCRIPT, *export_args("sims", out, *sandbox, *slow)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (partial.exists() and partial.stat().st_size > 0):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the export never wrote a page"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr.decode()
+    assert b"--resume" in stderr
+    assert b"Traceback" not in stderr
+    assert not out.exists()
+    saved = _checkpoint(out)
+    assert 0 < saved["items"] < SIMS
+
+    result = invoke(runner, [*export_args("sims", out, *sandbox), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert f"skipped {saved['items']} items" in result.stderr
+    assert out.read_bytes() == reference.read_bytes()
+
+
+# ---------------------------------------------------------------- status
+
+
+def test_status_table_shows_every_holder_and_the_totals(runner: CliRunner, live: ThreadSandbox) -> None:
+    result = invoke(runner, ["status"], env=live.env)
+    assert result.exit_code == 0, result.output
+    sims = live.fetch("sims")
+    for name in {s.company.name for s in sims} | {s.inventory.name for s in sims}:
+        assert name in result.stdout
+    assert f"SIM inventory: {SIMS} SIMs" in result.stdout
+    assert "IN_SERVICE" in result.stdout
+
+
+def test_status_json_equals_counts_of_the_exported_sims(runner: CliRunner, live: ThreadSandbox) -> None:
+    result = invoke(runner, ["status", "--json"], env=live.env)
+    assert result.exit_code == 0
+    data = orjson.loads(result.stdout_bytes)
+    accumulator = StatusAccumulator()
+    for sim in live.fetch("sims"):
+        accumulator.add(sim)
+    expected = accumulator.result().to_dict()
+    del data["generated_at"], expected["generated_at"]
+    assert data == expected
+
+
+def test_status_with_company_filter(runner: CliRunner, live: ThreadSandbox) -> None:
+    company = live.fetch("sims")[0].company.id
+    result = invoke(runner, ["status", "--json", "--company", str(company)], env=live.env)
+    assert result.exit_code == 0
+    assert {h["company_id"] for h in orjson.loads(result.stdout_bytes)["holders"]} == {company}
+
+
+def test_status_with_in_process_sandbox(runner: CliRunner) -> None:
+    result = invoke(runner, ["status", "--sandbox", "--sandbox-sims", "500", "--json"])
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout_bytes)["total"] == 500
+
+
+# ---------------------------------------------------------------- packages and sims
+
+
+def test_package_lifecycle(runner: CliRunner, scratch: ThreadSandbox) -> None:
+    data = scratch.sandbox.data
+    free = next(s["iccid"] for s in data.sims_list() if not data.sim_packages(s["iccid"]))
+    template = data.package_templates_list()[0]["id"]
+    env = scratch.env
+
+    result = invoke(runner, ["packages", "create", "--sim", free, "--template", str(template)], env=env)
+    assert result.exit_code == 0, result.output
+    created = orjson.loads(result.stdout_bytes)
+    assert created["sim"] == free
+    assert created["status"] == "NOT_ACTIVE"
+
+    result = invoke(runner, ["packages", "create", "--sim", free, "--template", str(template)], env=env)
+    assert result.exit_code == 1
+    assert "409" in result.stderr
+
+    result = invoke(runner, ["packages", "activate", created["id"]], env=env)
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout_bytes) == {"id": created["id"], "action": "activate", "ok": True}
+    result = invoke(runner, ["packages", "get", created["id"]], env=env)
+    assert orjson.loads(result.stdout_bytes)["status"] == "ACTIVE"
+
+    assert invoke(runner, ["packages", "terminate", created["id"]], env=env).exit_code == 0
+    result = invoke(runner, ["packages", "get", created["id"]], env=env)
+    assert orjson.loads(result.stdout_bytes)["status"] == "TERMINATED"
+
+    result = invoke(runner, ["packages", "terminate", created["id"]], env=env)
+    assert result.exit_code == 1
+    assert "400" in result.stderr
+
+
+def test_packages_create_with_time_allowance(runner: CliRunner, scratch: ThreadSandbox) -> None:
+    data = scratch.sandbox.data
+    free = next(s["iccid"] for s in data.sims_list() if not data.sim_packages(s["iccid"]))
+    template = data.package_templates_list()[0]["id"]
+    args = ["packages", "create", "--sim", free, "--template", str(template), "--time-allowance", "3600"]
+    result = invoke(runner, args, env=scratch.env)
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout_bytes)["time_allowance"] == 3600
+
+
+def test_sims_get_prints_the_sim(runner: CliRunner, live: ThreadSandbox) -> None:
+    sim = live.fetch("sims")[5]
+    result = invoke(runner, ["sims", "get", sim.iccid], env=live.env)
+    assert result.exit_code == 0
+    assert orjson.loads(result.stdout_bytes) == unstructure(sim)
+
+
+def test_sims_get_unknown_exits_1(runner: CliRunner, live: ThreadSandbox) -> None:
+    result = invoke(runner, ["sims", "get", "89000000000000000000"], env=live.env)
+    assert result.exit_code == 1
+    assert "404" in result.stderr
+
+
+# ---------------------------------------------------------------- progress, sandbox, entry points
+
+
+def test_progress_bar_follows_the_scan_report(capsys: pytest.CaptureFixture[str]) -> None:
+    with ScanProgress("Exporting sims", enabled=True) as progress:
+        for items in (0, 100, 200):
+            progress.update(ScanReport(items=items, total=200, pages=items // 100))
+    assert "200/200" in capsys.readouterr().err
+
+
+def test_sandbox_help_lists_its_options(runner: CliRunner) -> None:
+    result = invoke(runner, ["sandbox", "--help"])
+    assert result.exit_code == 0
+    assert "--sims" in result.stdout
+    assert "--fault-rate" in result.stdout
+    assert invoke(runner, ["sandbox", "--sims", "x"]).exit_code == 2
+
+
+def test_sandbox_command_serves_until_ctrl_c() -> None:
+    process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+        [SCRIPT, "sandbox", "--port", "0", "--sims", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "serving at http://127.0.0.1:" in line
+        url = line.split("serving at ", 1)[1].split()[0]
+        env_line = process.stdout.readline()
+        assert f"BETATEL_BASE_URL={url}" in env_line
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "betatel_async.cli", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "export" in result.stdout
+
+
+def test_importing_the_sdk_imports_neither_the_cli_nor_rich() -> None:
+    code = (
+        "import sys, betatel_async\n"
+        "assert not {'click', 'rich', 'betatel_async.cli'} & set(sys.modules), sorted(sys.modules)\n"
+        "import betatel_async.cli\n"
+        "assert 'rich' not in sys.modules\n"
+    )
+    result = subprocess.run(  # noqa: S603 - this interpreter, fixed code
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_main_returns_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    from betatel_async.cli import main
+
+    assert main(["--version"]) == 0
+    assert main(["export", "sims", "--format", "xml"]) == 2
+    assert os.environ.get("BETATEL_API_KEY") is None
+    assert main(["sims", "get", "89148000004012345678"]) == 2
+    capsys.readouterr()

@@ -292,6 +292,7 @@ class PageScan(Generic[T]):
         key: Callable[[T], Hashable],
         on_progress: Callable[[ScanReport], Any] | None = None,
         lookahead_pages: int,
+        start: int = 0,
     ) -> None:
         self._runner = _ScanRunner(
             fetch,
@@ -303,6 +304,7 @@ class PageScan(Generic[T]):
             key=key,
             on_progress=on_progress,
             lookahead=lookahead_pages * page_size,
+            start=start,
         )
         self.report = self._runner.report
         self._gen: AsyncGenerator[Page[T]] | None = None
@@ -365,7 +367,9 @@ class _ScanRunner(Generic[T]):
         key: Callable[[T], Hashable],
         on_progress: Callable[[ScanReport], Any] | None,
         lookahead: int,
+        start: int,
     ) -> None:
+        self._start = start
         self._fetch = fetch
         self._page_size = page_size
         self._concurrency = concurrency
@@ -420,6 +424,7 @@ class _ScanRunner(Generic[T]):
         plan: ScanPlan[Page[T]] = ScanPlan(
             page_size=self._page_size,
             lookahead=max(self._lookahead, self._page_size),
+            start=self._start,
             ordered=self._ordered,
         )
         report = self.report

@@ -114,6 +114,7 @@ class _Listing(Generic[T]):
         on_drift: DriftPolicy,
         max_restarts: int,
         on_progress: Callable[[ScanReport], Any] | None,
+        offset: int = 0,
     ) -> PageScan[T]:
         size = (
             DEFAULT_SCAN_PAGE_SIZE
@@ -146,6 +147,7 @@ class _Listing(Generic[T]):
             key=self._key,
             on_progress=on_progress,
             lookahead_pages=LOOKAHEAD_FACTOR * limit,
+            start=check_int("offset", offset),
         )
 
     async def _all(self, make_scan: Callable[[], PageScan[T]], max_restarts: int) -> builtins.list[T]:
@@ -207,6 +209,7 @@ class Inventories(_Listing[Inventory]):
         on_drift: DriftPolicy = "raise",
         max_restarts: int = 3,
         on_progress: Callable[[ScanReport], Any] | None = None,
+        offset: int = 0,
     ) -> PageScan[Inventory]:
         """Every page of inventories, fetched concurrently. See :meth:`Sims.pages`."""
         return self._pages(
@@ -217,6 +220,7 @@ class Inventories(_Listing[Inventory]):
             on_drift=on_drift,
             max_restarts=max_restarts,
             on_progress=on_progress,
+            offset=offset,
         )
 
     def iter(
@@ -228,6 +232,7 @@ class Inventories(_Listing[Inventory]):
         on_drift: DriftPolicy = "raise",
         max_restarts: int = 3,
         on_progress: Callable[[ScanReport], Any] | None = None,
+        offset: int = 0,
     ) -> ItemScan[Inventory]:
         """Every inventory, fetched concurrently. See :meth:`Sims.iter`."""
         return ItemScan(
@@ -238,6 +243,7 @@ class Inventories(_Listing[Inventory]):
                 on_drift=on_drift,
                 max_restarts=max_restarts,
                 on_progress=on_progress,
+                offset=offset,
             )
         )
 
@@ -330,6 +336,7 @@ class Sims(_Listing[Sim]):
         on_drift: DriftPolicy = "raise",
         max_restarts: int = 3,
         on_progress: Callable[[ScanReport], Any] | None = None,
+        offset: int = 0,
     ) -> PageScan[Sim]:
         """Every page of SIMs, fetched concurrently.
 
@@ -349,6 +356,8 @@ class Sims(_Listing[Sim]):
             on_drift: What to do if the listing changes during the scan:
                 ``"raise"`` (default) or ``"restart"``; see :data:`DriftPolicy`.
             max_restarts: Restarts allowed with ``on_drift="restart"``. Default 3.
+            offset: Start the scan at this offset (>= 0) instead of 0, e.g. to
+                resume an export; ``total`` still counts the whole listing.
             on_progress: Called with the live :class:`ScanReport` after each
                 page is handed on (keep it quick: it runs in the scan's task).
 
@@ -363,6 +372,7 @@ class Sims(_Listing[Sim]):
             on_drift=on_drift,
             max_restarts=max_restarts,
             on_progress=on_progress,
+            offset=offset,
         )
 
     def iter(
@@ -377,6 +387,7 @@ class Sims(_Listing[Sim]):
         on_drift: DriftPolicy = "raise",
         max_restarts: int = 3,
         on_progress: Callable[[ScanReport], Any] | None = None,
+        offset: int = 0,
     ) -> ItemScan[Sim]:
         """Every SIM, fetched concurrently, in offset order by default.
 
@@ -400,6 +411,7 @@ class Sims(_Listing[Sim]):
                 on_drift=on_drift,
                 max_restarts=max_restarts,
                 on_progress=on_progress,
+                offset=offset,
             )
         )
 
@@ -551,6 +563,7 @@ class Packages(_Listing[Package]):
         on_drift: DriftPolicy = "raise",
         max_restarts: int = 3,
         on_progress: Callable[[ScanReport], Any] | None = None,
+        offset: int = 0,
     ) -> PageScan[Package]:
         """Every page of packages, fetched concurrently. See :meth:`Sims.pages`."""
         return self._pages(
@@ -561,6 +574,7 @@ class Packages(_Listing[Package]):
             on_drift=on_drift,
             max_restarts=max_restarts,
             on_progress=on_progress,
+            offset=offset,
         )
 
     def iter(
@@ -576,6 +590,7 @@ class Packages(_Listing[Package]):
         on_drift: DriftPolicy = "raise",
         max_restarts: int = 3,
         on_progress: Callable[[ScanReport], Any] | None = None,
+        offset: int = 0,
     ) -> ItemScan[Package]:
         """Every package, fetched concurrently. See :meth:`Sims.iter`."""
         return ItemScan(
@@ -590,6 +605,7 @@ class Packages(_Listing[Package]):
                 on_drift=on_drift,
                 max_restarts=max_restarts,
                 on_progress=on_progress,
+                offset=offset,
             )
         )
 

@@ -364,3 +364,16 @@ async def test_retries_in_a_scan_are_counted_in_the_report(
     got = [s.iccid async for s in scan]
     assert got == iccids(sandbox)
     assert scan.report.retries == 3
+
+
+@pytest.mark.parametrize("start", [0, 1, 999, 1999, 2000, 5000])
+async def test_a_scan_may_start_at_an_offset(client: bt.BetatelClient, sandbox: Sandbox, start: int) -> None:
+    sandbox.config.page_cap = 33
+    scan = client.sims.iter(page_size=70, offset=start)
+    assert [s.iccid async for s in scan] == iccids(sandbox)[start:]
+    assert scan.report.total == 2000
+
+
+async def test_a_negative_start_offset_is_refused(client: bt.BetatelClient) -> None:
+    with pytest.raises(bt.InvalidArgumentError, match="^offset:"):
+        client.sims.iter(offset=-1)

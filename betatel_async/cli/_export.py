@@ -189,7 +189,7 @@ def _describe(identity: dict[str, Any]) -> str:
 
 
 def _scan(
-    client: BetatelClient, options: ExportOptions, on_progress: Callable[[ScanReport], Any]
+    client: BetatelClient, options: ExportOptions, on_progress: Callable[[ScanReport], Any], offset: int = 0
 ) -> PageScan[Any]:
     listing = getattr(client, options.resource)
     scan: PageScan[Any] = listing.pages(
@@ -198,6 +198,7 @@ def _scan(
         concurrency=options.concurrency,
         ordered=options.ordered,
         on_progress=on_progress,
+        offset=offset,
     )
     return scan
 
@@ -351,12 +352,17 @@ async def _export_to_file(
     # Without --resume an old checkpoint is discarded unread: it may be damaged.
     saved = checkpoint.load() if options.resume else None
     to_skip = 0
+    start = 0
     expected_total: int | None = None
     if saved is not None:
         partial.reopen(saved)
-        to_skip = checkpoint.items
+        # Start the scan at the last item written, not at 0: that one item is
+        # fetched again only to check it is the one the checkpoint recorded.
+        start = max(checkpoint.items - 1, 0)
+        to_skip = checkpoint.items - start
+        result.skipped += start
         expected_total = checkpoint.total
-        _echo(f"Resuming {output}: {to_skip} items already written; skipping them.")
+        _echo(f"Resuming {output}: {checkpoint.items} items already written; skipping them.")
     else:
         if checkpoint.path.exists():
             _echo(
@@ -371,7 +377,7 @@ async def _export_to_file(
     resumable = options.ordered
     try:
         last_saved = time.monotonic()
-        async with _scan(client, options, on_progress) as scan:
+        async with _scan(client, options, on_progress, start) as scan:
             result.report = scan.report
             first = True
             async for page in scan:

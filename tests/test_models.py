@@ -1,0 +1,779 @@
+"""Models and converter: round-trips, open enums, timestamps, strictness, error paths, fuzzed pages.
+
+The strategies generate the API's JSON for each model, in every documented shape
+(references as ``{id, name}`` objects or bare ids, ``package_template`` as an id
+or an object, known and unknown status text). No I/O here.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import cattrs
+import orjson
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from betatel_async import MalformedResponseError, timestamp_to_datetime
+from betatel_async._converter import (
+    _detailed,
+    check_page,
+    configure_converter,
+    converter,
+    decode_json,
+    decode_model,
+    decode_page,
+    make_fast_list_structure_fn,
+    make_fast_structure_fn,
+    structure_page,
+    unstructure,
+)
+from betatel_async._models import (
+    ActivationType,
+    Imsi,
+    Inventory,
+    InventoryStatus,
+    Package,
+    PackageStatus,
+    PackageTemplate,
+    PackageTemplateInfo,
+    Page,
+    Ref,
+    Sim,
+    SimStatus,
+    TimeAllowance,
+    TimeUnit,
+)
+
+# -- strategies: the API's JSON ---------------------------------------------------------------
+
+# orjson reads and writes 64-bit integers; no real field needs more.
+INTS = st.integers(-(2**63), 2**63 - 1)
+# Any text orjson can encode (lone surrogates are not valid UTF-8).
+TEXT = st.text(st.characters(codec="utf-8"), max_size=12)
+# Instants from 1971 to 2500, in the units the API mixes.
+SECONDS = st.integers(31_536_000, 16_756_761_599)
+MILLISECONDS = st.integers(31_536_000_000, 16_756_761_599_999)
+TIMESTAMPS = st.just(0) | SECONDS | MILLISECONDS
+
+JSON_SCALARS = st.none() | st.booleans() | INTS | st.floats(allow_nan=False, allow_infinity=False) | TEXT
+JSON = st.recursive(
+    JSON_SCALARS,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(TEXT, children, max_size=4),
+    max_leaves=12,
+)
+
+
+def open_enum(values: list[str]) -> st.SearchStrategy[str]:
+    """Known values (often) or any text."""
+    return st.sampled_from(values) | TEXT
+
+
+def values_of(
+    enum_cls: type[SimStatus | InventoryStatus | PackageStatus | TimeUnit | ActivationType],
+) -> list[str]:
+    return [member.value for member in enum_cls]
+
+
+# A reference: a bare id (API 1.0.4's partial SIM) or an {id, name} object (the seed
+# document). An object always has a name here: ``{"id": 1}`` alone comes back as ``1``.
+REF = INTS | st.fixed_dictionaries({"id": INTS, "name": TEXT})
+IMSI = st.fixed_dictionaries({}, optional={"sponsor_id": INTS, "imsi": INTS})
+SIM = st.fixed_dictionaries(
+    {"iccid": TEXT},
+    optional={
+        "sim_status": open_enum(values_of(SimStatus)),
+        "group": REF,
+        "inventory": REF,
+        "company": REF,
+        "provisioned_date": TIMESTAMPS,
+        "terminated_date": TIMESTAMPS,
+        "created_date": TIMESTAMPS,
+        "modified_date": TIMESTAMPS,
+        "imsis": st.lists(IMSI, max_size=3),
+        "mapped_imsi": INTS,
+    },
+)
+INVENTORY = st.fixed_dictionaries(
+    {"id": INTS},
+    optional={
+        "name": TEXT,
+        "created_date": TIMESTAMPS,
+        "modified_date": TIMESTAMPS,
+        "company": INTS,
+        "status": open_enum(["Active", "ACTIVE", "NOT_ACTIVE"]),
+        "note": TEXT,
+        "deleted_date": TIMESTAMPS,
+        "parent_inventory": INTS,
+        "deactivated_date": TIMESTAMPS,
+        "wallet": INTS,
+        "whitelist": INTS,
+    },
+)
+TIME_ALLOWANCE = st.fixed_dictionaries(
+    {}, optional={"unit": open_enum(values_of(TimeUnit)), "duration": INTS}
+)
+TEMPLATE_INFO = st.fixed_dictionaries(
+    {"id": INTS},
+    optional={
+        "name": TEXT,
+        "voice_usage_allowance": INTS,
+        "data_usage_allowance": INTS,
+        "sms_usage_allowance": INTS,
+        "time_allowance": TIME_ALLOWANCE,
+        "activation_time_allowance": INTS | TIME_ALLOWANCE,
+    },
+)
+_PACKAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "sim": TEXT,
+    "status": open_enum(values_of(PackageStatus)),
+    "window_activation_start": TIMESTAMPS,
+    "window_activation_end": TIMESTAMPS,
+    "voice_usage_remaining": INTS,
+    "data_usage_remaining": INTS,
+    "sms_usage_remaining": INTS,
+    "created_date": TIMESTAMPS,
+    "expiry_date": TIMESTAMPS,
+    "activated_date": TIMESTAMPS,
+    "terminated_date": TIMESTAMPS,
+    "time_allowance": INTS,
+}
+# List item: package_template is an id.
+PACKAGE = st.fixed_dictionaries({"id": TEXT}, optional={**_PACKAGE_FIELDS, "package_template": INTS})
+# Create response (and detail): package_template is an object, plus apn.
+CREATED_PACKAGE = st.fixed_dictionaries(
+    {"id": TEXT, "package_template": TEMPLATE_INFO}, optional={**_PACKAGE_FIELDS, "apn": TEXT}
+)
+PACKAGE_TEMPLATE = st.fixed_dictionaries(
+    {"id": INTS},
+    optional={
+        "name": TEXT,
+        "supported_countries": st.lists(TEXT, max_size=3),
+        "data_usage_allowance": INTS,
+        "activation_type": open_enum(values_of(ActivationType)),
+        "created_date": TIMESTAMPS,
+        "modified_date": TIMESTAMPS,
+        "time_allowance": TIME_ALLOWANCE,
+        "status": open_enum(["Active", "Not Active", "De-activated"]),
+        "traffic_policy": TEXT,
+        "voice_usage_allowance": INTS,
+        "sms_usage_allowance": INTS,
+        "activation_time_allowance": INTS | TIME_ALLOWANCE,
+        "earliest_activation_date": TIMESTAMPS,
+        "earliest_available_date": TIMESTAMPS,
+        "latest_available_date": TIMESTAMPS,
+        "notes": TEXT,
+        "deactivated_date": TIMESTAMPS,
+        "apn": TEXT,
+    },
+)
+
+MODELS = [
+    pytest.param(Sim, SIM, id="sim"),
+    pytest.param(Inventory, INVENTORY, id="inventory"),
+    pytest.param(Package, PACKAGE, id="package"),
+    pytest.param(Package, CREATED_PACKAGE, id="created-package"),
+    pytest.param(PackageTemplate, PACKAGE_TEMPLATE, id="package-template"),
+]
+PAGES = [
+    pytest.param("sims", Sim, SIM, id="sims"),
+    pytest.param("inventories", Inventory, INVENTORY, id="inventories"),
+    pytest.param("packages", Package, PACKAGE, id="packages"),
+]
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def json_keys(cls: type) -> set[str]:
+    return {a.name for a in attrs.fields(cls)} - {"reconciled"}
+
+
+# -- round-trips ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cls", "strategy"), MODELS)
+@settings(deadline=None)
+@given(data=st.data())
+def test_structure_then_unstructure_gives_the_same_json(
+    cls: type, strategy: st.SearchStrategy[dict[str, Any]], data: st.DataObject
+) -> None:
+    doc = data.draw(strategy)
+    assert dumps(unstructure(converter.structure(doc, cls))) == dumps(doc)
+
+
+@pytest.mark.parametrize(("cls", "strategy"), MODELS)
+@settings(deadline=None)
+@given(data=st.data())
+def test_unknown_keys_are_ignored(
+    cls: type, strategy: st.SearchStrategy[dict[str, Any]], data: st.DataObject
+) -> None:
+    doc = data.draw(strategy)
+    known = json_keys(cls)
+    extra = data.draw(st.dictionaries(TEXT.filter(lambda k: k not in known), JSON, min_size=1, max_size=3))
+    grown = {**extra, **doc}
+    assert converter.structure(grown, cls) == converter.structure(doc, cls)
+    assert dumps(unstructure(converter.structure(grown, cls))) == dumps(doc)
+
+
+def test_unknown_keys_inside_nested_objects_are_ignored() -> None:
+    sim = converter.structure(
+        {
+            "iccid": "89148000004012345678",
+            "group": {"id": 1001, "name": "Premium Group", "colour": "gold"},
+            "imsis": [{"sponsor_id": 200, "imsi": 310260123456789, "network": "T-Mobile US"}],
+        },
+        Sim,
+    )
+    assert sim.group == Ref(id=1001, name="Premium Group")
+    assert sim.imsis == [Imsi(sponsor_id=200, imsi=310260123456789)]
+
+
+@pytest.mark.parametrize(
+    ("cls", "doc", "field"),
+    [
+        (Sim, {"iccid": "1", "sim_status": None}, "sim_status"),
+        (Sim, {"iccid": "1", "group": None}, "group"),
+        (Sim, {"iccid": "1", "imsis": None}, "imsis"),
+        (Inventory, {"id": 1, "note": None}, "note"),
+        (Package, {"id": "p", "package_template": None}, "package_template"),
+    ],
+)
+def test_null_optional_fields_decode_as_none_and_are_left_out(
+    cls: type, doc: dict[str, Any], field: str
+) -> None:
+    obj: Any = converter.structure(doc, cls)
+    assert getattr(obj, field) is None
+    assert field not in unstructure(obj)
+
+
+def test_both_sim_shapes_decode_to_the_same_references() -> None:
+    objects = {
+        "iccid": "89148000004012345678",
+        "group": {"id": 1001, "name": "Premium Group"},
+        "inventory": {"id": 12345, "name": "US East Inventory"},
+        "company": {"id": 100, "name": "Acme Corp"},
+    }
+    ids = {"iccid": "89148000004012345678", "group": 1001, "inventory": 12345, "company": 100}
+    with_names = converter.structure(objects, Sim)
+    bare = converter.structure(ids, Sim)
+    for field in ("group", "inventory", "company"):
+        assert getattr(bare, field) == Ref(id=getattr(with_names, field).id)
+    assert unstructure(bare) == ids
+    assert unstructure(with_names) == objects
+
+
+def test_reconciled_is_never_read_from_or_written_to_json() -> None:
+    package = converter.structure({"id": "pkg_1", "reconciled": True}, Package)
+    assert package.reconciled is False
+    package.reconciled = True
+    assert unstructure(package) == {"id": "pkg_1"}
+
+
+# -- open enums -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "doc", "field", "known"),
+    [
+        (Sim, {"iccid": "1", "sim_status": "IN_SERVICE"}, "sim_status", SimStatus.IN_SERVICE),
+        (Inventory, {"id": 1, "status": "ACTIVE"}, "status", InventoryStatus.ACTIVE),
+        (Inventory, {"id": 1, "status": "NOT_ACTIVE"}, "status", InventoryStatus.NOT_ACTIVE),
+        (Package, {"id": "p", "status": "SUSPENDED"}, "status", PackageStatus.SUSPENDED),
+        (PackageTemplate, {"id": 1, "activation_type": "AUTO"}, "activation_type", ActivationType.AUTO),
+        (TimeAllowance, {"unit": "CALENDAR_MONTH"}, "unit", TimeUnit.CALENDAR_MONTH),
+    ],
+)
+def test_known_status_text_decodes_to_its_member(
+    cls: type, doc: dict[str, Any], field: str, known: object
+) -> None:
+    assert getattr(converter.structure(doc, cls), field) is known
+
+
+@settings(deadline=None)
+@given(text=TEXT.filter(lambda t: t not in values_of(SimStatus)))
+def test_unknown_sim_status_stays_text_and_round_trips(text: str) -> None:
+    sim = converter.structure({"iccid": "1", "sim_status": text}, Sim)
+    assert type(sim.sim_status) is str
+    assert sim.sim_status == text
+    assert unstructure(sim)["sim_status"] == text
+
+
+@pytest.mark.parametrize(
+    ("status", "active", "member"),
+    [
+        ("Active", True, False),  # the seed example's spelling: not a member, still active
+        ("ACTIVE", True, True),
+        ("NOT_ACTIVE", False, True),
+        ("Suspended by admin", False, False),
+    ],
+)
+def test_inventory_status_spellings(status: str, active: bool, member: bool) -> None:
+    inventory = converter.structure({"id": 1, "status": status}, Inventory)
+    assert inventory.is_active is active
+    assert isinstance(inventory.status, InventoryStatus) is member
+    assert unstructure(inventory)["status"] == status
+
+
+# -- timestamps -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1761330317000, datetime(2025, 10, 24, 18, 25, 17, tzinfo=UTC)),  # inventories, packages: ms
+        (1761330517000, datetime(2025, 10, 24, 18, 28, 37, tzinfo=UTC)),
+        (1640995200, datetime(2022, 1, 1, tzinfo=UTC)),  # SIMs: seconds
+        (1_000_000_000, datetime(2001, 9, 9, 1, 46, 40, tzinfo=UTC)),
+        (1_000_000_000_123, datetime(2001, 9, 9, 1, 46, 40, 123_000, tzinfo=UTC)),
+        (0, None),  # "not set"
+        (None, None),
+    ],
+)
+def test_timestamp_unit_is_inferred(raw: int | None, expected: datetime | None) -> None:
+    assert timestamp_to_datetime(raw) == expected
+
+
+@given(
+    instant=st.datetimes(
+        min_value=datetime(1971, 1, 1), max_value=datetime(2500, 12, 31, 23, 59, 59), timezones=st.just(UTC)
+    )
+)
+def test_seconds_and_milliseconds_of_one_instant_give_the_same_datetime(instant: datetime) -> None:
+    seconds = int(instant.timestamp())
+    whole = instant.replace(microsecond=0)
+    assert timestamp_to_datetime(seconds) == whole
+    assert timestamp_to_datetime(seconds * 1000) == whole
+
+
+@given(ms=MILLISECONDS)
+def test_milliseconds_are_exact(ms: int) -> None:
+    at = timestamp_to_datetime(ms)
+    assert at == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    assert at is not None and at.tzinfo is UTC
+
+
+def test_datetime_accessors_use_the_inference() -> None:
+    sim = converter.structure({"iccid": "1", "provisioned_date": 1640995200, "terminated_date": 0}, Sim)
+    assert sim.provisioned_at == datetime(2022, 1, 1, tzinfo=UTC)
+    assert sim.terminated_at is None
+    package = converter.structure({"id": "p", "created_date": 1761330317000}, Package)
+    assert package.created_at == datetime(2025, 10, 24, 18, 25, 17, tzinfo=UTC)
+    assert package.activated_at is None
+
+
+# -- strictness and error paths ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cls", "doc", "path"),
+    [
+        (Sim, {}, "$.iccid"),
+        (Sim, {"iccid": None}, "$.iccid"),
+        (Sim, {"iccid": 89148000004012345678}, "$.iccid"),
+        (Sim, {"iccid": "1", "mapped_imsi": "310260123456789"}, "$.mapped_imsi"),
+        (Sim, {"iccid": "1", "mapped_imsi": 3.1e14}, "$.mapped_imsi"),
+        (Sim, {"iccid": "1", "provisioned_date": True}, "$.provisioned_date"),
+        (Sim, {"iccid": "1", "sim_status": 3}, "$.sim_status"),
+        (Sim, {"iccid": "1", "group": "1001"}, "$.group"),
+        (Sim, {"iccid": "1", "group": True}, "$.group"),
+        (Sim, {"iccid": "1", "group": [1001]}, "$.group"),
+        (Sim, {"iccid": "1", "group": {"name": "Premium"}}, "$.group.id"),
+        (Sim, {"iccid": "1", "group": {"id": "1001"}}, "$.group.id"),
+        (Sim, {"iccid": "1", "company": {"id": 1, "name": 7}}, "$.company.name"),
+        (Sim, {"iccid": "1", "imsis": "310260123456789"}, "$.imsis"),
+        (Sim, {"iccid": "1", "imsis": {"imsi": 1}}, "$.imsis"),
+        (Sim, {"iccid": "1", "imsis": [{"imsi": 1}, []]}, "$.imsis[1]"),
+        (Sim, {"iccid": "1", "imsis": [{"imsi": 1}, {"sponsor_id": "200"}]}, "$.imsis[1].sponsor_id"),
+        (Inventory, {"id": "51952"}, "$.id"),
+        (Inventory, {"id": 1, "status": ["Active"]}, "$.status"),
+        (Package, {"id": 5}, "$.id"),
+        (Package, {"id": "p", "package_template": "21145354"}, "$.package_template"),
+        (Package, {"id": "p", "package_template": {"name": "x"}}, "$.package_template.id"),
+        (
+            Package,
+            {"id": "p", "package_template": {"id": 1, "time_allowance": {"unit": "DAY", "duration": "30"}}},
+            "$.package_template.time_allowance.duration",
+        ),
+        (
+            Package,
+            {"id": "p", "package_template": {"id": 1, "activation_time_allowance": "180d"}},
+            "$.package_template.activation_time_allowance",
+        ),
+        (PackageTemplate, {"id": 1, "supported_countries": "FR"}, "$.supported_countries"),
+        (PackageTemplate, {"id": 1, "supported_countries": ["FR", 33]}, "$.supported_countries[1]"),
+        (Sim, "89148000004012345678", "$"),
+        (Sim, ["89148000004012345678"], "$"),
+    ],
+)
+def test_a_wrong_type_fails_and_names_its_path(cls: type, doc: Any, path: str) -> None:
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model(doc, cls, method="GET", path="/api/v1/esim/x")
+    assert info.value.json_path == path
+    assert path in str(info.value)
+
+
+def mutate(data: st.DataObject, value: Any, replacement: st.SearchStrategy[Any]) -> tuple[Any, str]:
+    """Replace one place in ``value`` (maybe the whole) with a drawn value; return it and its path."""
+    if isinstance(value, dict) and value and data.draw(st.booleans()):
+        key = data.draw(st.sampled_from(sorted(value)))
+        inner, path = mutate(data, value[key], replacement)
+        return {**value, key: inner}, f".{key}{path}"
+    if isinstance(value, list) and value and data.draw(st.booleans()):
+        index = data.draw(st.integers(0, len(value) - 1))
+        inner, path = mutate(data, value[index], replacement)
+        return [*value[:index], inner, *value[index + 1 :]], f"[{index}]{path}"
+    return data.draw(replacement), ""
+
+
+def structure_or_error(conv: cattrs.Converter, doc: Any, cls: type) -> object:
+    try:
+        return conv.structure(doc, cls)
+    except Exception as exc:  # noqa: BLE001 - the outcome is what is compared
+        return type(exc)
+
+
+@pytest.mark.parametrize(("cls", "strategy"), MODELS)
+@settings(deadline=None, max_examples=200)
+@given(data=st.data())
+def test_fast_and_detailed_converters_agree(
+    cls: type, strategy: st.SearchStrategy[dict[str, Any]], data: st.DataObject
+) -> None:
+    """Both accept the same documents and build equal objects (so every fast failure has a path)."""
+    doc, _ = mutate(data, data.draw(strategy), JSON)
+    fast = structure_or_error(converter, doc, cls)
+    detailed = structure_or_error(_detailed(), doc, cls)
+    if isinstance(fast, type) or isinstance(detailed, type):
+        assert isinstance(fast, type) and isinstance(detailed, type), (fast, detailed)
+    else:
+        assert fast == detailed
+
+
+@pytest.mark.parametrize(("key", "cls", "strategy"), PAGES)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_one_bad_field_in_a_page_is_named_by_its_json_path(
+    key: str, cls: type, strategy: st.SearchStrategy[dict[str, Any]], data: st.DataObject
+) -> None:
+    items = data.draw(st.lists(strategy, min_size=1, max_size=6))
+    index = data.draw(st.integers(0, len(items) - 1))
+    # No field of any model takes a float, so the error is where the float is.
+    items[index], path = mutate(data, items[index], st.just(1.5))
+    body = {"total": len(items), "offset": 0, "count": len(items), key: items}
+    with pytest.raises(MalformedResponseError) as info:
+        decode_page(body, key, cls, method="GET", path="/api/v1/esim/x")
+    assert info.value.json_path == f"$.{key}[{index}]{path}"
+
+
+def test_the_documented_malformed_example_path() -> None:
+    sims: list[dict[str, Any]] = [{"iccid": str(89148000004012345678 + n)} for n in range(5)]
+    sims[3]["imsis"] = [{"sponsor_id": 200, "imsi": "310260123456789"}]
+    with pytest.raises(MalformedResponseError) as info:
+        decode_page({"total": 5, "offset": 0, "count": 5, "sims": sims}, "sims", Sim, method="GET", path="/p")
+    assert info.value.json_path == "$.sims[3].imsis[0].imsi"
+
+
+# -- fuzzed response bodies -------------------------------------------------------------------
+
+
+def envelope(
+    key: str, items: st.SearchStrategy[Any], counts: st.SearchStrategy[Any]
+) -> st.SearchStrategy[Any]:
+    """List bodies: the envelope fields drawn from ``counts``, up to five items."""
+    return st.fixed_dictionaries(
+        {key: st.lists(items, max_size=5)}, optional={"total": counts, "offset": counts, "count": counts}
+    )
+
+
+@pytest.mark.parametrize(("key", "cls", "strategy"), PAGES)
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_decode_page_returns_a_page_or_raises_malformed_response(
+    key: str, cls: type, strategy: st.SearchStrategy[dict[str, Any]], data: st.DataObject
+) -> None:
+    counts = st.integers(0, 10**6)
+    body: Any = data.draw(
+        JSON  # anything at all
+        | envelope(key, strategy, counts).map(lambda page: {"total": 0, "offset": 0, **page})  # right
+        | envelope(key, strategy | JSON, counts | JSON)  # nearly right
+    )
+    if data.draw(st.booleans()):
+        body, _ = mutate(data, body, JSON)
+    outcome: Page[Any] | MalformedResponseError
+    try:
+        outcome = decode_page(body, key, cls, method="GET", path="/api/v1/esim/x")
+    except MalformedResponseError as exc:
+        outcome = exc
+    event(type(outcome).__name__)
+    if isinstance(outcome, MalformedResponseError):
+        assert outcome.json_path.startswith("$")
+    else:
+        assert all(isinstance(item, cls) for item in outcome.items)
+        assert outcome.items == [converter.structure(item, cls) for item in body[key]]
+
+
+@settings(deadline=None)
+@given(body=st.binary(max_size=64) | JSON.map(orjson.dumps))
+def test_decode_json_parses_or_raises_malformed_response(body: bytes) -> None:
+    try:
+        decode_json(body, method="GET", path="/x", status=200)
+    except MalformedResponseError as exc:
+        path = exc.json_path
+    else:
+        path = "$"
+    assert path == "$"
+
+
+def test_check_page_then_structure_page_is_decode_page() -> None:
+    """A scan may check a page when it arrives and build its items when it hands it on."""
+    body = {"total": 7, "offset": 5, "count": 2, "sims": [{"iccid": "1"}, {"iccid": "2", "group": 3}]}
+    raw = check_page(body, "sims", method="GET", path="/p")
+    assert raw.items is body["sims"]  # untouched JSON, not a copy
+    typed = structure_page(raw, "sims", Sim, method="GET", path="/p")
+    assert typed is raw  # in place: the raw items are freed at once
+    assert typed == decode_page(body, "sims", Sim, method="GET", path="/p")
+    assert typed.items == [Sim(iccid="1"), Sim(iccid="2", group=Ref(id=3))]
+
+
+def test_structure_page_leaves_a_bad_page_as_it_was() -> None:
+    body = {"total": 2, "offset": 0, "sims": [{"iccid": "1"}, {"iccid": 2}]}
+    raw = check_page(body, "sims", method="GET", path="/p")
+    with pytest.raises(MalformedResponseError) as info:
+        structure_page(raw, "sims", Sim, method="GET", path="/p")
+    assert info.value.json_path == "$.sims[1].iccid"
+    assert raw.items is body["sims"]
+
+
+def test_a_page_without_count_counts_its_items() -> None:
+    page = decode_page(
+        {"total": 1, "offset": 0, "sims": [{"iccid": "1"}]}, "sims", Sim, method="GET", path="/p"
+    )
+    assert (page.total, page.offset, page.count, len(page)) == (1, 0, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"total": -1, "offset": 0, "sims": []}, "$.total"),
+        ({"total": 1, "offset": "0", "sims": []}, "$.offset"),
+        ({"total": True, "offset": 0, "sims": []}, "$.total"),
+        ({"total": 1, "offset": 0}, "$.sims"),
+        ({"total": 1, "offset": 0, "sims": {"iccid": "1"}}, "$.sims"),
+        ([], "$"),
+    ],
+)
+def test_a_bad_envelope_names_its_field(body: Any, path: str) -> None:
+    with pytest.raises(MalformedResponseError) as info:
+        decode_page(body, "sims", Sim, method="GET", path="/p")
+    assert info.value.json_path == path
+
+
+# -- the documents' own examples, field by field ----------------------------------------------
+
+
+def test_seed_sim_registries_example_decodes() -> None:
+    body = orjson.loads(
+        b"""{"total": 250, "offset": 0, "count": 20, "sims": [{
+        "iccid": "89148000004012345678", "sim_status": "WAITING_FOR_ASSIGNMENT",
+        "group": {"id": 1001, "name": "Premium Group"},
+        "inventory": {"id": 12345, "name": "US East Inventory"},
+        "company": {"id": 100, "name": "Acme Corp"},
+        "provisioned_date": 1640995200, "terminated_date": 0,
+        "imsis": [{"sponsor_id": 200, "imsi": 310260123456789}],
+        "mapped_imsi": 310260123456789}]}"""
+    )
+    page = decode_page(body, "sims", Sim, method="GET", path="/p")
+    assert (page.total, page.offset, page.count) == (250, 0, 20)
+    (sim,) = page.items
+    assert sim.iccid == "89148000004012345678"  # fails Luhn, and decodes all the same
+    assert sim.sim_status is SimStatus.WAITING_FOR_ASSIGNMENT
+    assert sim.group == Ref(id=1001, name="Premium Group")
+    assert sim.inventory == Ref(id=12345, name="US East Inventory")
+    assert sim.company == Ref(id=100, name="Acme Corp")
+    assert sim.provisioned_date == 1640995200
+    assert sim.provisioned_at == datetime(2022, 1, 1, tzinfo=UTC)
+    assert sim.terminated_date == 0
+    assert sim.terminated_at is None
+    assert sim.created_date is None
+    assert sim.modified_date is None
+    assert sim.imsis == [Imsi(sponsor_id=200, imsi=310260123456789)]
+    assert sim.mapped_imsi == 310260123456789
+    assert dumps(unstructure(sim)) == dumps(body["sims"][0])
+
+
+def test_partial_sim_of_api_1_0_4_decodes() -> None:
+    doc = {
+        "iccid": "89148000004012345678",
+        "sim_status": "IN_SERVICE",
+        "group": 1001,
+        "inventory": 12345,
+        "company": 100,
+        "created_date": 1640995200,
+        "modified_date": 1641081600,
+        "imsis": [{"sponsor_id": 200, "imsi": 310260123456789}],
+        "mapped_imsi": 310260123456789,
+    }
+    sim = converter.structure(doc, Sim)
+    assert sim.sim_status is SimStatus.IN_SERVICE
+    assert (sim.group, sim.inventory, sim.company) == (Ref(id=1001), Ref(id=12345), Ref(id=100))
+    assert sim.created_at == datetime(2022, 1, 1, tzinfo=UTC)
+    assert sim.modified_at == datetime(2022, 1, 2, tzinfo=UTC)
+    assert sim.provisioned_date is None
+    assert dumps(unstructure(sim)) == dumps(doc)
+
+
+def test_seed_inventories_example_decodes() -> None:
+    body = orjson.loads(
+        b"""{"total": 1, "offset": 0, "count": 1, "inventories": [{
+        "id": 51952, "name": "Betatel LTD Inventory 1", "created_date": 1761330317000,
+        "modified_date": 1761330317000, "company": 72571, "parent_inventory": 1,
+        "status": "Active", "wallet": 99612820, "whitelist": 11599}]}"""
+    )
+    page = decode_page(body, "inventories", Inventory, method="GET", path="/p")
+    assert (page.total, page.offset, page.count) == (1, 0, 1)
+    (inventory,) = page.items
+    assert inventory.id == 51952
+    assert inventory.name == "Betatel LTD Inventory 1"
+    assert inventory.created_date == inventory.modified_date == 1761330317000
+    assert inventory.created_at == datetime(2025, 10, 24, 18, 25, 17, tzinfo=UTC)
+    assert inventory.company == 72571
+    assert inventory.parent_inventory == 1
+    assert inventory.status == "Active"
+    assert type(inventory.status) is str  # not a member: the documented enum is upper case
+    assert inventory.is_active
+    assert inventory.wallet == 99612820
+    assert inventory.whitelist == 11599
+    assert (inventory.note, inventory.deleted_date, inventory.deactivated_date) == (None, None, None)
+    assert dumps(unstructure(inventory)) == dumps(body["inventories"][0])
+
+
+def test_seed_packages_example_decodes() -> None:
+    body = orjson.loads(
+        b"""{"total": 100, "offset": 0, "count": 20, "packages": [{
+        "id": "pkg_123456", "sim": "89148000004012345678", "package_template": 21145354,
+        "status": "ACTIVE", "created_date": 1761330317000, "activated_date": 1761330517000,
+        "expiry_date": 1763922517000}]}"""
+    )
+    page = decode_page(body, "packages", Package, method="GET", path="/p")
+    assert (page.total, page.offset, page.count) == (100, 0, 20)
+    (package,) = page.items
+    assert package.id == "pkg_123456"
+    assert package.sim == "89148000004012345678"
+    assert package.package_template == 21145354
+    assert package.package_template_id == 21145354
+    assert package.status is PackageStatus.ACTIVE
+    assert package.created_at == datetime(2025, 10, 24, 18, 25, 17, tzinfo=UTC)
+    assert package.activated_at == datetime(2025, 10, 24, 18, 28, 37, tzinfo=UTC)
+    assert package.expires_at == datetime(2025, 11, 23, 18, 28, 37, tzinfo=UTC)
+    assert package.terminated_at is None
+    assert package.reconciled is False
+    assert dumps(unstructure(package)) == dumps(body["packages"][0])
+
+
+def test_create_package_response_decodes() -> None:
+    """The create response's documented fields (values illustrative): template as an object, plus apn."""
+    doc = {
+        "id": "pkg_123457",
+        "sim": "89148000004012345678",
+        "created_date": 1761330317000,
+        "expiry_date": 0,
+        "activated_date": 0,
+        "terminated_date": 0,
+        "window_activation_start": 1761330317000,
+        "window_activation_end": 1776882317000,
+        "status": "NOT_ACTIVE",
+        "voice_usage_remaining": 100,
+        "data_usage_remaining": 21474836480,
+        "sms_usage_remaining": 100,
+        "time_allowance": 2592000,
+        "package_template": {
+            "id": 21145354,
+            "name": "Europe 20 GB / 30 days",
+            "voice_usage_allowance": 100,
+            "data_usage_allowance": 21474836480,
+            "sms_usage_allowance": 100,
+            "time_allowance": {"unit": "DAY", "duration": 30},
+            "activation_time_allowance": 15552000,
+        },
+        "apn": "betatel",
+    }
+    package = decode_model(doc, Package, method="POST", path="/p", status=201)
+    template = package.package_template
+    assert isinstance(template, PackageTemplateInfo)
+    assert package.package_template_id == 21145354
+    assert template.name == "Europe 20 GB / 30 days"
+    assert template.time_allowance == TimeAllowance(unit=TimeUnit.DAY, duration=30)
+    assert template.activation_time_allowance == 15552000
+    assert package.status is PackageStatus.NOT_ACTIVE
+    assert package.apn == "betatel"
+    assert package.time_allowance == 2592000
+    assert package.expires_at is None
+    assert package.window_activation_end_at == datetime(2026, 4, 22, 18, 25, 17, tzinfo=UTC)
+    assert dumps(unstructure(package)) == dumps(doc)
+
+
+# -- the generator's other paths --------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _Checked:
+    name: str = attrs.field(validator=attrs.validators.min_len(1))
+    size: int = 5
+    tags: list[str] = attrs.Factory(list)
+    unit: TimeUnit | str | None = None
+
+
+@attrs.define(kw_only=True)
+class _Plain:
+    label: str | None = None
+    items: list[_Checked] | None = None
+    seen: int = attrs.field(default=0)
+
+
+def fresh_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=False)
+    configure_converter(conv, detailed=False)
+    return conv
+
+
+def test_generated_hooks_call_init_where_it_does_more_than_store() -> None:
+    conv = fresh_converter()
+    checked = make_fast_structure_fn(_Checked, conv)
+    conv.register_structure_hook(_Checked, checked)
+    assert checked({"name": "a"}) == _Checked(name="a", size=5, tags=[])
+    assert checked({"name": "a", "size": 7, "tags": ["x"], "unit": "DAY"}, _Checked) == _Checked(
+        name="a", size=7, tags=["x"], unit=TimeUnit.DAY
+    )
+    with pytest.raises(ValueError, match="name"):
+        checked({"name": ""})  # the validator ran
+    with pytest.raises(TypeError):
+        checked({"name": "a", "size": None})  # null is not "absent" for a field whose default is not None
+    plain = make_fast_structure_fn(_Plain, conv, omit=("seen",))
+    built = plain({"label": "l", "items": [{"name": "b"}], "seen": 9})
+    assert built == _Plain(label="l", items=[_Checked(name="b")], seen=0)
+    assert make_fast_list_structure_fn(_Plain, conv)([{}, {"label": "m"}]) == [_Plain(), _Plain(label="m")]
+
+
+def test_a_field_omitted_from_json_needs_a_default() -> None:
+    @attrs.define
+    class NoDefault:
+        x: int
+
+    with pytest.raises(TypeError, match="no default"):
+        make_fast_structure_fn(NoDefault, fresh_converter(), omit=("x",))
+
+
+def test_generated_source_is_in_tracebacks() -> None:
+    structure: Callable[..., Any] = converter.get_structure_hook(Sim)
+    with pytest.raises(TypeError) as info:
+        structure({"iccid": 1})
+    frames = traceback.extract_tb(info.value.__traceback__)
+    generated = [frame for frame in frames if frame.filename.startswith("<betatel_async generated")]
+    assert generated
+    assert generated[-1].line == "raise _wrong('a string', v2)"

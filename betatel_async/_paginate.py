@@ -48,6 +48,7 @@ __all__ = [
     "PageScan",
     "ScanPlan",
     "ScanReport",
+    "ScanRunner",
     "Window",
 ]
 
@@ -280,32 +281,8 @@ class PageScan(Generic[T]):
 
     __slots__ = ("_gen", "_runner", "report")
 
-    def __init__(
-        self,
-        fetch: FetchPage[T],
-        *,
-        page_size: int,
-        concurrency: Callable[[], int],
-        ordered: bool,
-        on_drift: DriftPolicy,
-        max_restarts: int,
-        key: Callable[[T], Hashable],
-        on_progress: Callable[[ScanReport], Any] | None = None,
-        lookahead_pages: int,
-        start: int = 0,
-    ) -> None:
-        self._runner = _ScanRunner(
-            fetch,
-            page_size=page_size,
-            concurrency=concurrency,
-            ordered=ordered,
-            on_drift=on_drift,
-            max_restarts=max_restarts,
-            key=key,
-            on_progress=on_progress,
-            lookahead=lookahead_pages * page_size,
-            start=start,
-        )
+    def __init__(self, runner: ScanRunner[T]) -> None:
+        self._runner = runner
         self.report = self._runner.report
         self._gen: AsyncGenerator[Page[T]] | None = None
 
@@ -329,7 +306,7 @@ class PageScan(Generic[T]):
         await self.aclose()
 
 
-async def _consume(runner: _ScanRunner[T]) -> AsyncGenerator[Page[T]]:
+async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
     """The consumer's side of a scan: pages from the producer task, in order.
 
     Strategy: the producer task references the runner, never this generator
@@ -352,8 +329,13 @@ async def _consume(runner: _ScanRunner[T]) -> AsyncGenerator[Page[T]]:
             await asyncio.gather(producer, return_exceptions=True)
 
 
-class _ScanRunner(Generic[T]):
-    """The producer's side of a scan: runs passes of the plan, fetching windows. Private."""
+class ScanRunner(Generic[T]):
+    """The producer's side of a scan: runs passes of the plan, fetching windows. Private.
+
+    Args:
+        lookahead: Items past the consumer's position a window may start at.
+        start: The offset the scan starts at.
+    """
 
     def __init__(
         self,

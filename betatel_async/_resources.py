@@ -23,7 +23,7 @@ from ._errors import (
     ServerError,
 )
 from ._models import Inventory, Package, PackageStatus, Page, Sim
-from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport, Window
+from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport, ScanRunner, Window
 from ._status import SimStatusReport, StatusAccumulator
 from ._validate import (
     MAX_PAGE_SIZE,
@@ -138,16 +138,18 @@ class _Listing(Generic[T]):
             return await self._list(params, offset=window.offset, count=window.count, on_retry=on_retry)
 
         return PageScan(
-            fetch,
-            page_size=size,
-            concurrency=lambda: min(limit, adaptive.current),
-            ordered=ordered,
-            on_drift=on_drift,
-            max_restarts=max_restarts,
-            key=self._key,
-            on_progress=on_progress,
-            lookahead_pages=LOOKAHEAD_FACTOR * limit,
-            start=check_int("offset", offset),
+            ScanRunner(
+                fetch,
+                page_size=size,
+                concurrency=lambda: min(limit, adaptive.current),
+                ordered=ordered,
+                on_drift=on_drift,
+                max_restarts=max_restarts,
+                key=self._key,
+                on_progress=on_progress,
+                lookahead=LOOKAHEAD_FACTOR * limit * size,
+                start=check_int("offset", offset),
+            )
         )
 
     async def _all(self, make_scan: Callable[[], PageScan[T]], max_restarts: int) -> builtins.list[T]:

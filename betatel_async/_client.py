@@ -145,7 +145,8 @@ class BetatelClient:
             timeout=self._timeout,
             retry=retry or RetryPolicy(),
             budget=retry_budget or RetryBudget(),
-            limiter=anyio.Semaphore(self._max_concurrency),
+            # fast_acquire: a free slot is taken without a trip through the event loop.
+            limiter=anyio.Semaphore(self._max_concurrency, fast_acquire=True),
             adaptive=AdaptiveLimit(self._max_concurrency),
         )
         self._parent: BetatelClient | None = None

@@ -12,32 +12,33 @@ Strategy: two layers.
    ``lookahead`` items past what the consumer has taken, so memory does not
    grow with ``total``. It is tested with Hypothesis against simulated servers.
 
-2. :class:`PageScan` executes a plan: a producer task fetches windows under an
-   anyio task group (at most ``concurrency`` in flight, each request also
-   under the client-wide limiter) and sends ready pages through a bounded
-   anyio memory stream to the consumer's async generator. A slow consumer
-   blocks the producer's ``send``, which stops new windows from starting.
+2. :class:`ScanRunner` executes a plan: a fixed pool of worker tasks (one per
+   request that may be in flight, under an anyio task group held by a
+   supervisor task) fetch its windows, each request also under the
+   client-wide limiter; the consumer's async generator (:class:`PageScan`)
+   takes ready pages from the plan itself. The look-ahead bound counts from
+   what the consumer took, so a slow consumer leaves the workers idle.
 
-   The producer runs in its own task rather than in the consumer's async
-   generator because a task group must not stay open across a ``yield``:
-   its cancel scope would then wrap the consumer's code. Closing the scan
-   (``aclose()``, leaving ``async with``, an error, cancelling the consumer,
-   or the event loop finalising an abandoned iterator) cancels the producer,
-   which cancels every request in flight, and waits for it to unwind.
+   The workers run in their own task group rather than in the consumer's
+   async generator because a task group must not stay open across a
+   ``yield``: its cancel scope would then wrap the consumer's code. Closing
+   the scan (``aclose()``, leaving ``async with``, an error, cancelling the
+   consumer, or the event loop finalising an abandoned iterator) cancels the
+   supervisor, which cancels every request in flight, and waits for it to
+   unwind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from typing import Any, Generic, Literal, TypeVar
 
 import anyio
 import attrs
-from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errors import BetatelError, DriftError, ScanError
 from ._models import Page
@@ -89,9 +90,9 @@ class ScanPlan(Generic[P]):
 
     Args:
         page_size: Items to ask for per request.
-        lookahead: How many items past the consumer's position a window may
-            start (ordered mode). With ``ordered=False`` pages are released as
-            they arrive, so only the caller's in-flight limit bounds memory.
+        lookahead: Ordered: how many items past the consumer's position a
+            window may start. Unordered (pages are released as they arrive):
+            how many items may be in flight or received and not yet released.
         ordered: Release pages in offset order (``True``) or as they arrive.
         start: The offset the scan starts at.
     """
@@ -109,8 +110,10 @@ class ScanPlan(Generic[P]):
         self._start = start
         self._next = start  # lowest offset never planned (past the remainders)
         self._remainders: list[tuple[int, int]] = []  # heap of (offset, count)
-        self._in_flight: set[int] = set()
+        self._in_flight: dict[int, int] = {}  # offset -> count asked
+        self._in_flight_items = 0
         self._buffered: dict[int, tuple[int, P]] = {}  # offset -> (n items, payload)
+        self._buffered_items = 0
         self.released = start  # ordered: every item below this offset was released
         self.items_released = 0
         self._first_planned = False
@@ -121,11 +124,41 @@ class ScanPlan(Generic[P]):
         return len(self._in_flight)
 
     @property
-    def finished(self) -> bool:
-        """Every item up to ``total`` was received and released."""
-        if self.total is None or self._in_flight or self._remainders or self._buffered:
+    def buffered(self) -> int:
+        """Items received and not yet released."""
+        return self._buffered_items
+
+    @property
+    def received_all(self) -> bool:
+        """Every item up to ``total`` was received (some may wait to be released)."""
+        if self.total is None or self._in_flight or self._remainders:
             return False
         return self._next >= self.total
+
+    @property
+    def finished(self) -> bool:
+        """Every item up to ``total`` was received and released."""
+        return not self._buffered and self.received_all
+
+    def has_ready(self) -> bool:
+        """Whether :meth:`ready` would release a page now."""
+        return (self.released in self._buffered) if self.ordered else bool(self._buffered)
+
+    def has_window(self) -> bool:
+        """Whether :meth:`next_window` would return a window now."""
+        if self.total is None:
+            return not self._first_planned
+        if self._remainders:
+            return True
+        return self._next < self.total and not self._at_bound()
+
+    def _at_bound(self) -> bool:
+        # Ordered, a window may start up to ``lookahead`` items past the
+        # consumer's position; unordered, received-but-unreleased items plus
+        # items in flight may not exceed ``lookahead``.
+        if self.ordered:
+            return self._next >= self.released + self.lookahead
+        return self._buffered_items + self._in_flight_items >= self.lookahead
 
     def next_window(self) -> Window | None:
         """The next window to fetch, or ``None`` if none may start now.
@@ -138,24 +171,25 @@ class ScanPlan(Generic[P]):
                 return None
             self._first_planned = True
             self._next = self._start + self.page_size
-            self._in_flight.add(self._start)
+            self._in_flight[self._start] = self.page_size
+            self._in_flight_items += self.page_size
             return Window(self._start, self.page_size)
         if self._remainders:
             # Remainders of short pages sit at the consumer's position (or
             # near it): fetch them before anything further ahead.
             offset, count = heapq.heappop(self._remainders)
-            self._in_flight.add(offset)
+            self._in_flight[offset] = count
+            self._in_flight_items += count
             return Window(offset, count)
-        if self._next >= self.total:
-            return None
-        if self.ordered and self._next >= self.released + self.lookahead:
+        if self._next >= self.total or self._at_bound():
             return None
         size = min(self.page_size, self.total - self._next)
         if self.cap is not None:
             size = min(size, self.cap)
         window = Window(self._next, size)
         self._next += size
-        self._in_flight.add(window.offset)
+        self._in_flight[window.offset] = size
+        self._in_flight_items += size
         return window
 
     def on_page(self, window: Window, total: int, n_items: int, payload: P) -> Drift | None:
@@ -169,7 +203,7 @@ class ScanPlan(Generic[P]):
             ScanError: The page cannot be right whatever happened meanwhile:
                 more items than asked, or no items before the end.
         """
-        self._in_flight.discard(window.offset)
+        self._in_flight_items -= self._in_flight.pop(window.offset, 0)
         if self.total is None:
             self.total = total
             # The first window was planned blind; trim it to what exists.
@@ -197,19 +231,23 @@ class ScanPlan(Generic[P]):
                 f"leaves room for {expected}"
             )
         self._buffered[window.offset] = (n_items, payload)
+        self._buffered_items += n_items
         return None
 
-    def ready(self) -> list[P]:
-        """Pages that may be handed to the consumer now, in the order to hand them."""
+    def ready(self, limit: int | None = None) -> list[P]:
+        """Pages that may be handed to the consumer now (at most ``limit``), in the order to hand them."""
         out: list[P] = []
+        buffered = self._buffered
         if not self.ordered:
-            for n_items, payload in self._buffered.values():
+            while buffered and (limit is None or len(out) < limit):
+                n_items, payload = buffered.pop(next(iter(buffered)))
+                self._buffered_items -= n_items
                 self.items_released += n_items
                 out.append(payload)
-            self._buffered.clear()
             return out
-        while self.released in self._buffered:
-            n_items, payload = self._buffered.pop(self.released)
+        while self.released in buffered and (limit is None or len(out) < limit):
+            n_items, payload = buffered.pop(self.released)
+            self._buffered_items -= n_items
             self.released += n_items
             self.items_released += n_items
             out.append(payload)
@@ -251,13 +289,8 @@ class ScanReport:
             self.totals_seen.append(total)
 
 
-FetchPage = Callable[[Window, Callable[[], None]], Awaitable[Page[T]]]
-"""Fetch one window; the callable is called once per retry."""
-
-
-class _Restart(Exception):  # noqa: N818 - a control-flow signal, not an error
-    def __init__(self, drift: Drift) -> None:
-        self.drift = drift
+FetchPage = Callable[[Window, Callable[[], None]], Awaitable[Page[Any]]]
+"""Fetch one window, its items not yet typed; the callable is called once per retry."""
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -271,10 +304,9 @@ def _leaf(exc: BaseException) -> BaseException:
 class PageScan(Generic[T]):
     """An async iterator over the pages of a listing, fetched concurrently.
 
-    Use it with ``async for``; prefer ``async with`` (or
-    ``contextlib.aclosing``) when you may stop early, so that in-flight
-    requests are cancelled at once rather than when the iterator is
-    garbage-collected. :attr:`report` says what happened.
+    Use it with ``async with`` (or ``contextlib.aclosing``) when you may stop
+    early, so that in-flight requests are cancelled at once rather than when
+    the iterator is garbage-collected. :attr:`report` says what happened.
 
     Private constructor: obtain one from a resource's ``pages()``.
     """
@@ -307,41 +339,60 @@ class PageScan(Generic[T]):
 
 
 async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
-    """The consumer's side of a scan: pages from the producer task, in order.
+    """The consumer's side of a scan: takes pages from the plan, in order.
 
-    Strategy: the producer task references the runner, never this generator
-    nor the PageScan that holds it, so a scan the caller drops (``break``
-    without ``async with``) becomes unreachable, and the event loop's
-    async-generator finaliser runs the ``finally`` below, which cancels it.
+    Strategy: the scan's tasks reference the runner, never this generator nor
+    the PageScan that holds it, so a scan the caller drops (``break`` without
+    ``async with``) becomes unreachable, and the event loop's async-generator
+    finaliser runs the ``finally`` below, which cancels them.
     """
-    runner.started = time.monotonic()
-    send, recv = anyio.create_memory_object_stream[Page[T] | BaseException](max_buffer_size=1)
-    producer = asyncio.ensure_future(runner.produce(send))
+    runner.start()
     try:
-        async with recv:
-            async for message in recv:
-                if isinstance(message, BaseException):
-                    raise message
-                yield message
+        while True:
+            page = runner.take()
+            if page is not None:
+                yield page
+            elif not await runner.wait():
+                return
     finally:
-        producer.cancel()
-        with anyio.CancelScope(shield=True):
-            await asyncio.gather(producer, return_exceptions=True)
+        await runner.stop()
 
 
 class ScanRunner(Generic[T]):
-    """The producer's side of a scan: runs passes of the plan, fetching windows. Private.
+    """Runs a scan: worker tasks fetch the plan's windows, the consumer takes its pages. Private.
+
+    Strategy: a fixed pool of ``workers`` tasks (one per request that may be
+    in flight) under an anyio task group, held by a supervisor task. A worker
+    loops: take the plan's next window, fetch it, hand the page to the plan,
+    take the next window at once. The consumer takes ready pages from the
+    plan itself, so the plan's look-ahead bound counts from what the consumer
+    took: a slow consumer leaves workers idle, it never makes pages pile up.
+    Everything runs on the event loop's thread, so the plan is read and
+    changed between awaits only, without locks; tasks wake each other with
+    one future per waiter, and only when there is something to do (a window
+    that may start, a page that may be taken), so a page costs one request,
+    no task spawn and no message passing.
 
     Args:
+        fetch: Fetches a window: a page whose envelope is checked, its items
+            still JSON values.
+        finish: Builds a fetched page's typed items; called when the consumer
+            takes the page, so typed objects are made just before they are
+            used and raw pages wait in the buffer (see ``take``).
+        workers: Worker tasks, the scan's most requests in flight.
+        concurrency: The scan's current limit of requests in flight (at most
+            ``workers``; it follows the client's adaptive limit).
         lookahead: Items past the consumer's position a window may start at.
         start: The offset the scan starts at.
     """
 
     def __init__(
         self,
-        fetch: FetchPage[T],
+        fetch: FetchPage,
+        finish: Callable[[Page[Any]], Page[T]],
         *,
         page_size: int,
+        workers: int,
         concurrency: Callable[[], int],
         ordered: bool,
         on_drift: DriftPolicy,
@@ -351,123 +402,102 @@ class ScanRunner(Generic[T]):
         lookahead: int,
         start: int,
     ) -> None:
-        self._start = start
         self._fetch = fetch
+        self._finish = finish
         self._page_size = page_size
+        self._workers = workers
         self._concurrency = concurrency
         self._ordered = ordered
         self._on_drift = on_drift
         self._max_restarts = max_restarts
         self._key = key
         self._on_progress = on_progress
-        self._lookahead = lookahead
+        self._lookahead = max(lookahead, page_size)
+        self._start = start
         self._seen: set[Hashable] | None = set() if on_drift == "restart" else None
         self.report = ScanReport()
         self.started = 0.0
+        self._plan = self._new_plan()
+        self._outbox: deque[Page[Any]] = deque()  # pages out of a plan, not yet taken
+        # What ends the scan early: an error to raise, or a drift to raise as
+        # DriftError once the pages before it are taken.
+        self._failure: BaseException | Drift | None = None
+        self._restart: Drift | None = None
+        self._stopping = False  # the current pass is over: workers stop and hand in nothing more
+        self._idle: deque[asyncio.Future[None]] = deque()
+        self._consumer: asyncio.Future[None] | None = None
+        self._scope: anyio.CancelScope | None = None
+        self._supervisor: asyncio.Task[None] | None = None
 
-    async def produce(self, send: MemoryObjectSendStream[Page[T] | BaseException]) -> None:
-        async with send:
-            try:
-                while True:
-                    try:
-                        await self._run_pass(send)
-                        break
-                    except _Restart as restart:
-                        self.report.restarts += 1
-                        if self.report.restarts > self._max_restarts:
-                            raise self._drift_error(restart.drift) from None
-            except BaseException as exc:
-                leaf = _leaf(exc)
-                if isinstance(leaf, asyncio.CancelledError) or isinstance(exc, asyncio.CancelledError):
-                    raise
-                with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    await send.send(leaf)
-                return
-            self.report.elapsed = time.monotonic() - self.started
+    def _new_plan(self) -> ScanPlan[Page[Any]]:
+        return ScanPlan(
+            page_size=self._page_size, lookahead=self._lookahead, ordered=self._ordered, start=self._start
+        )
+
+    # -- the consumer's side ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+
+    def take(self) -> Page[T] | None:
+        """The next page for the consumer, or ``None`` if none is ready.
+
+        Raises:
+            BaseException: What ended the scan, once the pages before it were taken.
+        """
+        outbox = self._outbox
+        if not outbox:
+            # One page at a time: the look-ahead counts from what the consumer took.
+            ready = self._plan.ready(1)
+            if not ready:
+                if self._failure is not None:
+                    raise self._error(self._failure)
+                return None
+            outbox.extend(ready)
+            self._wake_worker()  # the look-ahead moved on
+        page = self._dedupe(self._finish(outbox.popleft()))
+        self._progress()
+        return page
+
+    async def wait(self) -> bool:
+        """Wait until :meth:`take` may have something; ``False`` once the scan is complete."""
+        if self._plan.finished and not self._stopping:
             self.report.finished = True
             self._progress()
+            return False
+        waiter = self._consumer = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._consumer = None
+        return True
 
-    def _drift_error(self, drift: Drift) -> DriftError:
-        return DriftError(
-            total_before=drift.total_before,
-            total_after=drift.total_after,
-            offset=drift.offset,
-            items_yielded=self.report.items,
-            duplicates_dropped=self.report.duplicates_dropped,
-            restarts=self.report.restarts,
-        )
+    async def stop(self) -> None:
+        """Cancel the scan's tasks (their requests in flight) and wait until they are gone."""
+        supervisor = self._supervisor
+        if supervisor is None:
+            return
+        supervisor.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(supervisor, return_exceptions=True)
+
+    def _error(self, failure: BaseException | Drift) -> BaseException:
+        if isinstance(failure, Drift):
+            return DriftError(
+                total_before=failure.total_before,
+                total_after=failure.total_after,
+                offset=failure.offset,
+                items_yielded=self.report.items,
+                duplicates_dropped=self.report.duplicates_dropped,
+                restarts=self.report.restarts,
+            )
+        return failure
 
     def _progress(self) -> None:
         self.report.elapsed = time.monotonic() - self.started
         if self._on_progress is not None:
             self._on_progress(self.report)
-
-    async def _run_pass(self, send: MemoryObjectSendStream[Page[T] | BaseException]) -> None:
-        plan: ScanPlan[Page[T]] = ScanPlan(
-            page_size=self._page_size,
-            lookahead=max(self._lookahead, self._page_size),
-            start=self._start,
-            ordered=self._ordered,
-        )
-        report = self.report
-        results_send, results_recv = anyio.create_memory_object_stream[
-            tuple[Window, Page[T] | BaseException]
-        ](max_buffer_size=float("inf"))
-
-        def count_retry() -> None:
-            report.retries += 1
-
-        async def worker(window: Window) -> None:
-            try:
-                page: Page[T] | BaseException = await self._fetch(window, count_retry)
-            except BetatelError as exc:
-                page = exc
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                results_send.send_nowait((window, page))
-
-        failure: BaseException | None = None
-        # The stream closes after the task group has waited for every worker.
-        async with results_send, results_recv, anyio.create_task_group() as tg:
-
-            def launch() -> None:
-                limit = max(1, self._concurrency())
-                while plan.in_flight < limit:
-                    window = plan.next_window()
-                    if window is None:
-                        return
-                    tg.start_soon(worker, window)
-
-            launch()
-            async for window, result in results_recv:
-                if isinstance(result, BaseException):
-                    failure = result
-                    break
-                report.requests += 1
-                report.pages += 1
-                report._saw_total(result.total)
-                drift = plan.on_page(window, result.total, len(result.items), result)
-                if drift is not None:
-                    failure = self._on_drift_detected(drift)
-                    break
-                report.total = plan.total
-                report.page_cap = plan.cap
-                for page in plan.ready():
-                    await send.send(self._dedupe(page))
-                    self._progress()
-                if plan.finished:
-                    break
-                launch()
-                if plan.in_flight == 0:  # pragma: no cover - a planning bug, never silent
-                    failure = ScanError("scan stalled: no window to fetch and the listing is not complete")
-                    break
-            tg.cancel_scope.cancel()
-        if failure is not None:
-            raise failure
-
-    def _on_drift_detected(self, drift: Drift) -> BaseException:
-        if self._on_drift == "restart" and self.report.restarts < self._max_restarts:
-            return _Restart(drift)
-        return self._drift_error(drift)
 
     def _dedupe(self, page: Page[T]) -> Page[T]:
         seen = self._seen
@@ -487,6 +517,120 @@ class ScanRunner(Generic[T]):
         if len(kept) == len(page.items):
             return page
         return Page(total=page.total, offset=page.offset, count=len(kept), items=kept)
+
+    # -- wake-ups ---------------------------------------------------------------------------
+
+    def _notify_consumer(self) -> None:
+        waiter = self._consumer
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake_worker(self) -> None:
+        """Wake one idle worker if a window may start now (it wakes the next if one more may)."""
+        idle = self._idle
+        if not idle or self._plan.in_flight >= self._concurrency() or not self._plan.has_window():
+            return
+        while idle:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _wake_all_workers(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _fail(self, failure: BaseException | Drift) -> None:
+        if self._failure is None:
+            self._failure = failure
+        self._stop_pass()
+
+    def _stop_pass(self) -> None:
+        self._stopping = True
+        if self._scope is not None:
+            self._scope.cancel()
+        self._notify_consumer()
+
+    # -- the scan's tasks -------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Run passes of the plan until one completes, the scan fails, or it is cancelled."""
+        try:
+            while True:
+                plan = self._plan
+                async with anyio.create_task_group() as tg:
+                    self._scope = tg.cancel_scope
+                    for _ in range(self._workers):
+                        tg.start_soon(self._work, plan)
+                drift, self._restart = self._restart, None
+                if drift is None:
+                    return
+                # Drift, and the policy is to start over: the pages already
+                # in order stay for the consumer (their items are deduplicated).
+                self.report.restarts += 1
+                self._outbox.extend(plan.ready())
+                self._plan = self._new_plan()
+                self._stopping = False
+                self._notify_consumer()
+        except BaseException as exc:  # handed to the consumer, or re-raised
+            leaf = _leaf(exc)
+            if isinstance(exc, asyncio.CancelledError) or isinstance(leaf, asyncio.CancelledError):
+                raise
+            self._fail(leaf)
+
+    async def _work(self, plan: ScanPlan[Page[Any]]) -> None:
+        """One worker: fetch the plan's windows one after another until the pass is over."""
+        report = self.report
+        limit = self._concurrency
+        loop = asyncio.get_running_loop()
+        while not self._stopping:
+            window = plan.next_window() if plan.in_flight < limit() else None
+            if window is None:
+                if plan.received_all:
+                    self._wake_all_workers()  # the pass is over: let them return
+                    return
+                if plan.in_flight == 0 and not plan.buffered:  # pragma: no cover - a planning bug
+                    self._fail(ScanError("scan stalled: no window to fetch and the listing is not complete"))
+                    return
+                waiter = loop.create_future()
+                self._idle.append(waiter)
+                await waiter
+                continue
+            self._wake_worker()
+            try:
+                page = await self._fetch(window, self._count_retry)
+            except BetatelError as exc:
+                self._fail(exc)
+                return
+            if self._pass_over():  # set by another task while this one waited
+                return
+            report.requests += 1
+            report.pages += 1
+            report._saw_total(page.total)
+            try:
+                drift = plan.on_page(window, page.total, len(page.items), page)
+            except ScanError as exc:
+                self._fail(exc)
+                return
+            if drift is not None:
+                if self._on_drift == "restart" and report.restarts < self._max_restarts:
+                    self._restart = drift
+                    self._stop_pass()
+                else:
+                    self._fail(drift)
+                return
+            report.total = plan.total
+            report.page_cap = plan.cap
+            if plan.has_ready():
+                self._notify_consumer()
+
+    def _pass_over(self) -> bool:
+        return self._stopping
+
+    def _count_retry(self) -> None:
+        self.report.retries += 1
 
 
 class ItemScan(Generic[T]):

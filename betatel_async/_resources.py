@@ -11,7 +11,7 @@ import builtins
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from ._converter import decode_model, decode_page
+from ._converter import check_page, decode_model, structure_page
 from ._errors import (
     ActionRejectedError,
     APIConnectionError,
@@ -90,19 +90,29 @@ class _Listing(Generic[T]):
         count: int | None,
         on_retry: Callable[[], None] | None = None,
     ) -> Page[T]:
+        return self._structure(await self._list_raw(params, offset=offset, count=count, on_retry=on_retry))
+
+    async def _list_raw(
+        self,
+        params: dict[str, str | int],
+        *,
+        offset: int,
+        count: int | None,
+        on_retry: Callable[[], None] | None = None,
+    ) -> Page[Any]:
+        """One page, its envelope checked and its items still JSON values."""
         query = dict(params)
         query["offset"] = offset
         if count is not None:
             query["count"] = count
         path = PATHS[self._path_key]
         response = await self._transport.request("GET", path, params=query, on_retry=on_retry)
-        return decode_page(
-            response.data,
-            self._items_key,
-            self._model,
-            method="GET",
-            path=self._transport.url_path(path),
-        )
+        return check_page(response.data, self._items_key, method="GET", path=self._transport.url_path(path))
+
+    def _structure(self, page: Page[Any]) -> Page[T]:
+        """The typed items of a page from :meth:`_list_raw`, built in place."""
+        path = self._transport.url_path(PATHS[self._path_key])
+        return structure_page(page, self._items_key, self._model, method="GET", path=path)
 
     def _pages(
         self,
@@ -134,13 +144,15 @@ class _Listing(Generic[T]):
             raise InvalidArgumentError("on_progress", "must be callable")
         adaptive = self._transport.adaptive
 
-        async def fetch(window: Window, on_retry: Callable[[], None]) -> Page[T]:
-            return await self._list(params, offset=window.offset, count=window.count, on_retry=on_retry)
+        async def fetch(window: Window, on_retry: Callable[[], None]) -> Page[Any]:
+            return await self._list_raw(params, offset=window.offset, count=window.count, on_retry=on_retry)
 
         return PageScan(
             ScanRunner(
                 fetch,
+                self._structure,
                 page_size=size,
+                workers=limit,
                 concurrency=lambda: min(limit, adaptive.current),
                 ordered=ordered,
                 on_drift=on_drift,

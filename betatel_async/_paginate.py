@@ -34,8 +34,8 @@ import asyncio
 import heapq
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
-from typing import Any, Generic, Literal, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Hashable
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import anyio
 import attrs
@@ -86,14 +86,22 @@ class Drift:
 
 
 class ScanPlan(Generic[P]):
-    """Which windows to fetch and in which order pages may be released. Pure.
+    """Which windows to fetch and in which order pages are taken. Pure.
+
+    A page goes through three steps: it *arrives* (:meth:`on_arrival`, its
+    body not yet read), it is *taken* (:meth:`take`: in offset order, or any
+    order with ``ordered=False``), and the taker *digests* it
+    (:meth:`on_page`: its ``total`` and number of items). Only digested pages
+    teach the plan: the first one gives ``total`` (no other window is planned
+    before it), a short one before the end schedules the rest of its window
+    and teaches the server's cap, one with another ``total`` is drift.
 
     Args:
         page_size: Items to ask for per request.
-        lookahead: Ordered: how many items past the consumer's position a
-            window may start. Unordered (pages are released as they arrive):
-            how many items may be in flight or received and not yet released.
-        ordered: Release pages in offset order (``True``) or as they arrive.
+        lookahead: Ordered: how many items past the taker's position (the
+            end of the last page taken) a window may start. Unordered: how
+            many items may be in flight or arrived and not yet taken.
+        ordered: Take pages in offset order (``True``) or as they arrive.
         start: The offset the scan starts at.
     """
 
@@ -112,37 +120,35 @@ class ScanPlan(Generic[P]):
         self._remainders: list[tuple[int, int]] = []  # heap of (offset, count)
         self._in_flight: dict[int, int] = {}  # offset -> count asked
         self._in_flight_items = 0
-        self._buffered: dict[int, tuple[int, P]] = {}  # offset -> (n items, payload)
-        self._buffered_items = 0
-        self.released = start  # ordered: every item below this offset was released
+        self._arrived: dict[int, tuple[Window, P]] = {}  # offset -> (window, payload)
+        self._arrived_items = 0  # counted as asked: their length is not known yet
+        self._taken: Window | None = None  # taken, not yet digested
+        self.released = start  # ordered: every item below this offset was taken and digested
         self.items_released = 0
         self._first_planned = False
 
     @property
     def in_flight(self) -> int:
-        """Windows handed out and not yet answered."""
+        """Windows handed out and not yet arrived."""
         return len(self._in_flight)
 
     @property
     def buffered(self) -> int:
-        """Items received and not yet released."""
-        return self._buffered_items
-
-    @property
-    def received_all(self) -> bool:
-        """Every item up to ``total`` was received (some may wait to be released)."""
-        if self.total is None or self._in_flight or self._remainders:
-            return False
-        return self._next >= self.total
+        """Items (as asked) of pages arrived and not yet taken."""
+        return self._arrived_items
 
     @property
     def finished(self) -> bool:
-        """Every item up to ``total`` was received and released."""
-        return not self._buffered and self.received_all
+        """Every item up to ``total`` was received, taken and digested."""
+        if self.total is None or self._in_flight or self._remainders or self._arrived or self._taken:
+            return False
+        return self._next >= self.total
 
     def has_ready(self) -> bool:
-        """Whether :meth:`ready` would release a page now."""
-        return (self.released in self._buffered) if self.ordered else bool(self._buffered)
+        """Whether :meth:`take` would return a page now."""
+        if self._taken is not None:
+            return False
+        return (self.released in self._arrived) if self.ordered else bool(self._arrived)
 
     def has_window(self) -> bool:
         """Whether :meth:`next_window` would return a window now."""
@@ -153,34 +159,27 @@ class ScanPlan(Generic[P]):
         return self._next < self.total and not self._at_bound()
 
     def _at_bound(self) -> bool:
-        # Ordered, a window may start up to ``lookahead`` items past the
-        # consumer's position; unordered, received-but-unreleased items plus
-        # items in flight may not exceed ``lookahead``.
         if self.ordered:
             return self._next >= self.released + self.lookahead
-        return self._buffered_items + self._in_flight_items >= self.lookahead
+        return self._arrived_items + self._in_flight_items >= self.lookahead
 
     def next_window(self) -> Window | None:
         """The next window to fetch, or ``None`` if none may start now.
 
-        ``None`` means: wait for a page (the total is not known yet, or the
-        look-ahead bound is reached) or the plan is complete.
+        ``None`` means: wait for a page to be digested (the total is not known
+        yet, or the look-ahead bound is reached) or the plan is complete.
         """
         if self.total is None:
             if self._first_planned:
                 return None
             self._first_planned = True
             self._next = self._start + self.page_size
-            self._in_flight[self._start] = self.page_size
-            self._in_flight_items += self.page_size
-            return Window(self._start, self.page_size)
+            return self._hand_out(Window(self._start, self.page_size))
         if self._remainders:
-            # Remainders of short pages sit at the consumer's position (or
-            # near it): fetch them before anything further ahead.
+            # Remainders of short pages sit at the taker's position (or near
+            # it): fetch them before anything further ahead.
             offset, count = heapq.heappop(self._remainders)
-            self._in_flight[offset] = count
-            self._in_flight_items += count
-            return Window(offset, count)
+            return self._hand_out(Window(offset, count))
         if self._next >= self.total or self._at_bound():
             return None
         size = min(self.page_size, self.total - self._next)
@@ -188,22 +187,46 @@ class ScanPlan(Generic[P]):
             size = min(size, self.cap)
         window = Window(self._next, size)
         self._next += size
-        self._in_flight[window.offset] = size
-        self._in_flight_items += size
+        return self._hand_out(window)
+
+    def _hand_out(self, window: Window) -> Window:
+        self._in_flight[window.offset] = window.count
+        self._in_flight_items += window.count
         return window
 
-    def on_page(self, window: Window, total: int, n_items: int, payload: P) -> Drift | None:
-        """Digest the answer to ``window``: ``total`` it reported and items it held.
+    def on_arrival(self, window: Window, payload: P) -> None:
+        """The answer to ``window`` arrived; it waits to be taken."""
+        self._in_flight_items -= self._in_flight.pop(window.offset)
+        self._arrived[window.offset] = (window, payload)
+        self._arrived_items += window.count
+
+    def take(self) -> tuple[Window, P] | None:
+        """The next page to digest, with its window, or ``None`` if it has not arrived.
+
+        The caller reads the page and calls :meth:`on_page` before taking another.
+        """
+        if not self.has_ready():
+            return None
+        offset = self.released if self.ordered else next(iter(self._arrived))
+        window, payload = self._arrived.pop(offset)
+        self._arrived_items -= window.count
+        self._taken = window
+        return window, payload
+
+    def on_page(self, window: Window, total: int, n_items: int) -> Drift | None:
+        """Digest the taken page of ``window``: the ``total`` it reported and the items it held.
 
         Returns:
             A :class:`Drift` if ``total`` differs from the first page's (the
-            page is then not buffered), else ``None``.
+            page's items must then not be used), else ``None``.
 
         Raises:
             ScanError: The page cannot be right whatever happened meanwhile:
                 more items than asked, or no items before the end.
         """
-        self._in_flight_items -= self._in_flight.pop(window.offset, 0)
+        if window != self._taken:
+            raise ValueError(f"{window} was not the page taken")
+        self._taken = None
         if self.total is None:
             self.total = total
             # The first window was planned blind; trim it to what exists.
@@ -230,28 +253,10 @@ class ScanPlan(Generic[P]):
                 f"the page at offset {window.offset} has {n_items} items, but total {self.total} "
                 f"leaves room for {expected}"
             )
-        self._buffered[window.offset] = (n_items, payload)
-        self._buffered_items += n_items
+        if self.ordered:
+            self.released = window.offset + n_items
+        self.items_released += n_items
         return None
-
-    def ready(self, limit: int | None = None) -> list[P]:
-        """Pages that may be handed to the consumer now (at most ``limit``), in the order to hand them."""
-        out: list[P] = []
-        buffered = self._buffered
-        if not self.ordered:
-            while buffered and (limit is None or len(out) < limit):
-                n_items, payload = buffered.pop(next(iter(buffered)))
-                self._buffered_items -= n_items
-                self.items_released += n_items
-                out.append(payload)
-            return out
-        while self.released in buffered and (limit is None or len(out) < limit):
-            n_items, payload = buffered.pop(self.released)
-            self._buffered_items -= n_items
-            self.released += n_items
-            self.items_released += n_items
-            out.append(payload)
-        return out
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -287,10 +292,6 @@ class ScanReport:
     def _saw_total(self, total: int) -> None:
         if not self.totals_seen or self.totals_seen[-1] != total:
             self.totals_seen.append(total)
-
-
-FetchPage = Callable[[Window, Callable[[], None]], Awaitable[Page[Any]]]
-"""Fetch one window, its items not yet typed; the callable is called once per retry."""
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -338,6 +339,30 @@ class PageScan(Generic[T]):
         await self.aclose()
 
 
+class PageSource(Protocol[T]):
+    """Where a scan's pages come from (one listing with its filters). Private."""
+
+    async def fetch(self, window: Window, on_retry: Callable[[], None]) -> bytes:
+        """The body of the answer to ``window`` (a 2xx, after retries), not parsed."""
+
+    def read(self, body: bytes) -> Page[Any] | None:
+        """The page in ``body``, its envelope checked, its items JSON values; ``None`` if not JSON."""
+
+    async def refetch(self, window: Window, on_retry: Callable[[], None]) -> Page[Any]:
+        """Fetch ``window`` again and read it (a body that was not JSON is retried)."""
+
+    def finish(self, page: Page[Any]) -> Page[T]:
+        """Build the typed items of a page from :meth:`read`, in place."""
+
+    def key(self, item: Any) -> Hashable:
+        """An item's natural key (for deduplication after a restart)."""
+
+
+class _Unreadable(Exception):  # noqa: N818 - a control-flow signal, not an error
+    def __init__(self, window: Window) -> None:
+        self.window = window
+
+
 async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
     """The consumer's side of a scan: takes pages from the plan, in order.
 
@@ -349,9 +374,18 @@ async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
     runner.start()
     try:
         while True:
-            page = runner.take()
+            try:
+                page = runner.take()
+            except _Unreadable as unreadable:
+                page = await runner.refetch(unreadable.window)
             if page is not None:
                 yield page
+                page = None  # not held while the next page is built
+                if runner.fetching():
+                    # Between pages, let the event loop run: responses that
+                    # arrived meanwhile are handed in and the next requests
+                    # go out before this task reads another page.
+                    await asyncio.sleep(0)
             elif not await runner.wait():
                 return
     finally:
@@ -359,14 +393,19 @@ async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
 
 
 class ScanRunner(Generic[T]):
-    """Runs a scan: worker tasks fetch the plan's windows, the consumer takes its pages. Private.
+    """Runs a scan: worker tasks fetch the plan's windows, the consumer takes and reads the pages. Private.
 
     Strategy: a fixed pool of ``workers`` tasks (one per request that may be
     in flight) under an anyio task group, held by a supervisor task. A worker
-    loops: take the plan's next window, fetch it, hand the page to the plan,
-    take the next window at once. The consumer takes ready pages from the
-    plan itself, so the plan's look-ahead bound counts from what the consumer
-    took: a slow consumer leaves workers idle, it never makes pages pile up.
+    loops: take the plan's next window, fetch its body, hand the body to the
+    plan, take the next window at once. The consumer takes bodies from the
+    plan in order and reads them (JSON, envelope, ``total``, typed items): a
+    page waiting for its turn is held as the bytes that came, the most compact
+    form, and its objects are made just before they are used, so they die
+    young instead of being promoted by the garbage collector. The plan's
+    look-ahead bound counts from what the consumer took: a slow consumer
+    leaves workers idle, it never makes pages pile up.
+
     Everything runs on the event loop's thread, so the plan is read and
     changed between awaits only, without locks; tasks wake each other with
     one future per waiter, and only when there is something to do (a window
@@ -374,11 +413,7 @@ class ScanRunner(Generic[T]):
     no task spawn and no message passing.
 
     Args:
-        fetch: Fetches a window: a page whose envelope is checked, its items
-            still JSON values.
-        finish: Builds a fetched page's typed items; called when the consumer
-            takes the page, so typed objects are made just before they are
-            used and raw pages wait in the buffer (see ``take``).
+        source: Fetches and reads the listing's pages.
         workers: Worker tasks, the scan's most requests in flight.
         concurrency: The scan's current limit of requests in flight (at most
             ``workers``; it follows the client's adaptive limit).
@@ -388,8 +423,7 @@ class ScanRunner(Generic[T]):
 
     def __init__(
         self,
-        fetch: FetchPage,
-        finish: Callable[[Page[Any]], Page[T]],
+        source: PageSource[T],
         *,
         page_size: int,
         workers: int,
@@ -397,20 +431,17 @@ class ScanRunner(Generic[T]):
         ordered: bool,
         on_drift: DriftPolicy,
         max_restarts: int,
-        key: Callable[[T], Hashable],
         on_progress: Callable[[ScanReport], Any] | None,
         lookahead: int,
         start: int,
     ) -> None:
-        self._fetch = fetch
-        self._finish = finish
+        self._source = source
         self._page_size = page_size
         self._workers = workers
         self._concurrency = concurrency
         self._ordered = ordered
         self._on_drift = on_drift
         self._max_restarts = max_restarts
-        self._key = key
         self._on_progress = on_progress
         self._lookahead = max(lookahead, page_size)
         self._start = start
@@ -418,18 +449,17 @@ class ScanRunner(Generic[T]):
         self.report = ScanReport()
         self.started = 0.0
         self._plan = self._new_plan()
-        self._outbox: deque[Page[Any]] = deque()  # pages out of a plan, not yet taken
-        # What ends the scan early: an error to raise, or a drift to raise as
-        # DriftError once the pages before it are taken.
-        self._failure: BaseException | Drift | None = None
-        self._restart: Drift | None = None
+        self._failure: BaseException | None = (
+            None  # what ends the scan, raised once the pages before it are taken
+        )
+        self._restarting = False  # drift, and the policy is to start over: the supervisor makes a new plan
         self._stopping = False  # the current pass is over: workers stop and hand in nothing more
         self._idle: deque[asyncio.Future[None]] = deque()
         self._consumer: asyncio.Future[None] | None = None
         self._scope: anyio.CancelScope | None = None
         self._supervisor: asyncio.Task[None] | None = None
 
-    def _new_plan(self) -> ScanPlan[Page[Any]]:
+    def _new_plan(self) -> ScanPlan[bytes]:
         return ScanPlan(
             page_size=self._page_size, lookahead=self._lookahead, ordered=self._ordered, start=self._start
         )
@@ -444,25 +474,60 @@ class ScanRunner(Generic[T]):
         """The next page for the consumer, or ``None`` if none is ready.
 
         Raises:
+            _Unreadable: The page's body is not JSON: :meth:`refetch` it.
             BaseException: What ended the scan, once the pages before it were taken.
         """
-        outbox = self._outbox
-        if not outbox:
-            # One page at a time: the look-ahead counts from what the consumer took.
-            ready = self._plan.ready(1)
-            if not ready:
-                if self._failure is not None:
-                    raise self._error(self._failure)
+        taken = None if self._restarting else self._plan.take()
+        if taken is None:
+            if self._failure is not None:
+                raise self._failure
+            return None
+        window, body = taken
+        page = self._source.read(body)
+        if page is None:
+            raise _Unreadable(window)
+        return self._digest(window, page)
+
+    async def refetch(self, window: Window) -> Page[T] | None:
+        """Read ``window`` again, after its body was not JSON (most likely cut short)."""
+        self.report.retries += 1
+        return self._digest(window, await self._source.refetch(window, self._count_retry))
+
+    def _digest(self, window: Window, page: Page[Any]) -> Page[T] | None:
+        plan, report = self._plan, self.report
+        report._saw_total(page.total)
+        drift = plan.on_page(window, page.total, len(page.items))
+        if drift is not None:
+            if self._on_drift == "restart" and report.restarts < self._max_restarts:
+                report.restarts += 1
+                self._restarting = True
+                self._stop_pass()
                 return None
-            outbox.extend(ready)
-            self._wake_worker()  # the look-ahead moved on
-        page = self._dedupe(self._finish(outbox.popleft()))
+            raise DriftError(
+                total_before=drift.total_before,
+                total_after=drift.total_after,
+                offset=drift.offset,
+                items_yielded=report.items,
+                duplicates_dropped=report.duplicates_dropped,
+                restarts=report.restarts,
+            )
+        report.total = plan.total
+        report.page_cap = plan.cap
+        if plan.finished:
+            self._wake_all_workers()  # nothing left to fetch: let them return
+        else:
+            self._wake_worker()  # the look-ahead moved on, or the total is known
+        typed = self._dedupe(self._source.finish(page))
         self._progress()
-        return page
+        return typed
+
+    def fetching(self) -> bool:
+        """Whether requests are in flight."""
+        return self._plan.in_flight > 0
 
     async def wait(self) -> bool:
         """Wait until :meth:`take` may have something; ``False`` once the scan is complete."""
-        if self._plan.finished and not self._stopping:
+        if self._plan.finished and not self._restarting:
             self.report.finished = True
             self._progress()
             return False
@@ -482,18 +547,6 @@ class ScanRunner(Generic[T]):
         with anyio.CancelScope(shield=True):
             await asyncio.gather(supervisor, return_exceptions=True)
 
-    def _error(self, failure: BaseException | Drift) -> BaseException:
-        if isinstance(failure, Drift):
-            return DriftError(
-                total_before=failure.total_before,
-                total_after=failure.total_after,
-                offset=failure.offset,
-                items_yielded=self.report.items,
-                duplicates_dropped=self.report.duplicates_dropped,
-                restarts=self.report.restarts,
-            )
-        return failure
-
     def _progress(self) -> None:
         self.report.elapsed = time.monotonic() - self.started
         if self._on_progress is not None:
@@ -504,7 +557,7 @@ class ScanRunner(Generic[T]):
         if seen is None:
             self.report.items += len(page.items)
             return page
-        key = self._key
+        key = self._source.key
         kept = []
         for item in page.items:
             k = key(item)
@@ -526,15 +579,19 @@ class ScanRunner(Generic[T]):
             waiter.set_result(None)
 
     def _wake_worker(self) -> None:
-        """Wake one idle worker if a window may start now (it wakes the next if one more may)."""
+        """Wake idle workers if windows may start now: as many as the in-flight limit leaves room for.
+
+        A woken worker that finds no window (another took it) goes back to sleep.
+        """
         idle = self._idle
-        if not idle or self._plan.in_flight >= self._concurrency() or not self._plan.has_window():
+        if not idle or not self._plan.has_window():
             return
-        while idle:
+        room = self._concurrency() - self._plan.in_flight
+        while idle and room > 0:
             waiter = idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
-                return
+                room -= 1
 
     def _wake_all_workers(self) -> None:
         while self._idle:
@@ -542,7 +599,7 @@ class ScanRunner(Generic[T]):
             if not waiter.done():
                 waiter.set_result(None)
 
-    def _fail(self, failure: BaseException | Drift) -> None:
+    def _fail(self, failure: BaseException) -> None:
         if self._failure is None:
             self._failure = failure
         self._stop_pass()
@@ -564,15 +621,13 @@ class ScanRunner(Generic[T]):
                     self._scope = tg.cancel_scope
                     for _ in range(self._workers):
                         tg.start_soon(self._work, plan)
-                drift, self._restart = self._restart, None
-                if drift is None:
+                if not self._restarting:
                     return
-                # Drift, and the policy is to start over: the pages already
-                # in order stay for the consumer (their items are deduplicated).
-                self.report.restarts += 1
-                self._outbox.extend(plan.ready())
+                # Drift, and the policy is to start over: pages of the old
+                # pass not yet taken are dropped (the new pass fetches them
+                # again; items already yielded are skipped by key).
                 self._plan = self._new_plan()
-                self._stopping = False
+                self._stopping = self._restarting = False
                 self._notify_consumer()
         except BaseException as exc:  # handed to the consumer, or re-raised
             leaf = _leaf(exc)
@@ -580,18 +635,23 @@ class ScanRunner(Generic[T]):
                 raise
             self._fail(leaf)
 
-    async def _work(self, plan: ScanPlan[Page[Any]]) -> None:
+    async def _work(self, plan: ScanPlan[bytes]) -> None:
         """One worker: fetch the plan's windows one after another until the pass is over."""
         report = self.report
         limit = self._concurrency
+        fetch = self._source.fetch
         loop = asyncio.get_running_loop()
         while not self._stopping:
             window = plan.next_window() if plan.in_flight < limit() else None
+            if plan.has_ready():
+                # Told only after this worker took its next window (and woke
+                # others), so requests go out before the consumer spends the
+                # CPU on reading a page.
+                self._notify_consumer()
             if window is None:
-                if plan.received_all:
-                    self._wake_all_workers()  # the pass is over: let them return
+                if plan.finished:
                     return
-                if plan.in_flight == 0 and not plan.buffered:  # pragma: no cover - a planning bug
+                if plan.in_flight == 0 and not plan.buffered and not plan.has_ready():  # pragma: no cover
                     self._fail(ScanError("scan stalled: no window to fetch and the listing is not complete"))
                     return
                 waiter = loop.create_future()
@@ -600,7 +660,7 @@ class ScanRunner(Generic[T]):
                 continue
             self._wake_worker()
             try:
-                page = await self._fetch(window, self._count_retry)
+                body = await fetch(window, self._count_retry)
             except BetatelError as exc:
                 self._fail(exc)
                 return
@@ -608,23 +668,7 @@ class ScanRunner(Generic[T]):
                 return
             report.requests += 1
             report.pages += 1
-            report._saw_total(page.total)
-            try:
-                drift = plan.on_page(window, page.total, len(page.items), page)
-            except ScanError as exc:
-                self._fail(exc)
-                return
-            if drift is not None:
-                if self._on_drift == "restart" and report.restarts < self._max_restarts:
-                    self._restart = drift
-                    self._stop_pass()
-                else:
-                    self._fail(drift)
-                return
-            report.total = plan.total
-            report.page_cap = plan.cap
-            if plan.has_ready():
-                self._notify_consumer()
+            plan.on_arrival(window, body)
 
     def _pass_over(self) -> bool:
         return self._stopping
@@ -640,34 +684,44 @@ class ItemScan(Generic[T]):
     when you may stop early; :attr:`report` says what happened.
     """
 
-    __slots__ = ("_index", "_items", "_pages")
+    __slots__ = ("_items", "_pages")
 
     def __init__(self, pages: PageScan[T]) -> None:
         self._pages = pages
-        # Items are served from the current page: an await only per page, not per item.
-        self._items: list[T] = []
-        self._index = 0
+        self._items: AsyncGenerator[T] | None = None
 
     @property
     def report(self) -> ScanReport:
         """The scan's report (live while the scan runs)."""
         return self._pages.report
 
-    def __aiter__(self) -> ItemScan[T]:
-        return self
+    def __aiter__(self) -> AsyncIterator[T]:
+        # ``async for`` steps an async generator's C-level __anext__ directly:
+        # per item, cheaper than a coroutine method, and an await only per page.
+        if self._items is None:
+            self._items = self._flatten()
+        return self._items
 
     async def __anext__(self) -> T:
-        index = self._index
-        items = self._items
-        while index >= len(items):
-            items = self._items = (await self._pages.__anext__()).items
-            index = 0
-        self._index = index + 1
-        return items[index]
+        return await self.__aiter__().__anext__()
+
+    async def _flatten(self) -> AsyncGenerator[T]:
+        async for page in self._pages:
+            items = page.items
+            del page
+            # By index, and the list let go of before the next page is read:
+            # this frame then holds no object of a page while the next one is
+            # built (the collector would otherwise see both pages alive, run
+            # once per page and promote them; measured: 7 full collections
+            # per 100,000 SIMs against none).
+            for index in range(len(items)):
+                yield items[index]
+            del items
 
     async def aclose(self) -> None:
         """Stop the scan: cancel its requests in flight and wait until they are gone."""
-        self._items = []
+        if self._items is not None:
+            await self._items.aclose()
         await self._pages.aclose()
 
     async def __aenter__(self) -> ItemScan[T]:

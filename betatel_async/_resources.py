@@ -8,8 +8,10 @@ is in :data:`PATHS`, so a correction is a one-line change.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+import orjson
 
 from ._converter import check_page, decode_model, structure_page
 from ._errors import (
@@ -35,7 +37,7 @@ from ._validate import (
 )
 
 if TYPE_CHECKING:  # the client imports this module; no models here, so cattrs is unaffected
-    from ._transport import Transport
+    from ._transport import Response, Transport
 
 __all__ = ["PATHS", "Inventories", "Packages", "Sims"]
 
@@ -101,18 +103,33 @@ class _Listing(Generic[T]):
         on_retry: Callable[[], None] | None = None,
     ) -> Page[Any]:
         """One page, its envelope checked and its items still JSON values."""
+        response = await self._get_page(params, offset, count, on_retry, parse=True)
+        return check_page(response.data, self._items_key, method="GET", path=self._full_path)
+
+    def _get_page(
+        self,
+        params: dict[str, str | int],
+        offset: int,
+        count: int | None,
+        on_retry: Callable[[], None] | None,
+        *,
+        parse: bool,
+    ) -> Awaitable[Response]:
         query = dict(params)
         query["offset"] = offset
         if count is not None:
             query["count"] = count
-        path = PATHS[self._path_key]
-        response = await self._transport.request("GET", path, params=query, on_retry=on_retry)
-        return check_page(response.data, self._items_key, method="GET", path=self._transport.url_path(path))
+        return self._transport.request(
+            "GET", PATHS[self._path_key], params=query, on_retry=on_retry, parse=parse
+        )
+
+    @property
+    def _full_path(self) -> str:
+        return self._transport.url_path(PATHS[self._path_key])
 
     def _structure(self, page: Page[Any]) -> Page[T]:
         """The typed items of a page from :meth:`_list_raw`, built in place."""
-        path = self._transport.url_path(PATHS[self._path_key])
-        return structure_page(page, self._items_key, self._model, method="GET", path=path)
+        return structure_page(page, self._items_key, self._model, method="GET", path=self._full_path)
 
     def _pages(
         self,
@@ -144,20 +161,15 @@ class _Listing(Generic[T]):
             raise InvalidArgumentError("on_progress", "must be callable")
         adaptive = self._transport.adaptive
 
-        async def fetch(window: Window, on_retry: Callable[[], None]) -> Page[Any]:
-            return await self._list_raw(params, offset=window.offset, count=window.count, on_retry=on_retry)
-
         return PageScan(
             ScanRunner(
-                fetch,
-                self._structure,
+                _ListingPages(self, params),
                 page_size=size,
                 workers=limit,
                 concurrency=lambda: min(limit, adaptive.current),
                 ordered=ordered,
                 on_drift=on_drift,
                 max_restarts=max_restarts,
-                key=self._key,
                 on_progress=on_progress,
                 lookahead=LOOKAHEAD_FACTOR * limit * size,
                 start=check_int("offset", offset),
@@ -182,6 +194,42 @@ class _Listing(Generic[T]):
                     raise
                 continue
             return items
+
+
+class _ListingPages(Generic[T]):
+    """The pages of one listing, for a scan (a :class:`PageSource`). Private."""
+
+    __slots__ = ("_listing", "_params")
+
+    def __init__(self, listing: _Listing[T], params: dict[str, str | int]) -> None:
+        self._listing = listing
+        self._params = params
+
+    async def fetch(self, window: Window, on_retry: Callable[[], None]) -> bytes:
+        response = await self._listing._get_page(
+            self._params, window.offset, window.count, on_retry, parse=False
+        )
+        body: bytes = response.data
+        return body
+
+    def read(self, body: bytes) -> Page[Any] | None:
+        try:
+            data = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            return None
+        return check_page(data, self._listing._items_key, method="GET", path=self._listing._full_path)
+
+    async def refetch(self, window: Window, on_retry: Callable[[], None]) -> Page[Any]:
+        listing = self._listing
+        return await listing._list_raw(
+            self._params, offset=window.offset, count=window.count, on_retry=on_retry
+        )
+
+    def finish(self, page: Page[Any]) -> Page[T]:
+        return self._listing._structure(page)
+
+    def key(self, item: T) -> Hashable:
+        return self._listing._key(item)
 
 
 def _filters(**values: str | int | None) -> dict[str, str | int]:

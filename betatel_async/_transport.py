@@ -37,11 +37,12 @@ __all__ = ["Response", "Transport", "map_aiohttp_error"]
 logger: Final = logging.getLogger("betatel_async")
 
 _REDACTED: Final = "***"
+_URL_CACHE_SIZE: Final = 64
 
 
 @attrs.define(slots=True)
 class Response:
-    """A successful (2xx) response: its status and parsed JSON (``None`` if empty)."""
+    """A successful (2xx) response: its status and parsed JSON (``None`` if empty), or its body."""
 
     status: int
     data: Any
@@ -145,6 +146,7 @@ class Transport:
         self.limiter = limiter
         self.adaptive = adaptive
         self._rand = rand
+        self._urls: dict[str, URL] = {}  # API path -> full URL
 
     def evolve(self, *, retry: RetryPolicy | None, timeout: aiohttp.ClientTimeout | None) -> Transport:
         """A transport sharing this one's session, limiter, budget and adaptive limit."""
@@ -178,6 +180,7 @@ class Transport:
         idempotent: bool = True,
         retry: RetryPolicy | None = None,
         on_retry: Callable[[], None] | None = None,
+        parse: bool = True,
     ) -> Response:
         """Send ``method path`` until it succeeds or the retry policy gives up.
 
@@ -191,6 +194,10 @@ class Transport:
                 reached the server.
             retry: Overrides the client's retry policy for this call.
             on_retry: Called once per retry (for scan reports).
+            parse: Parse a 2xx body as JSON (retrying one that is not, as
+                most likely cut short). With ``False``, ``data`` is the body
+                as bytes, for a caller that parses it later (a scan does,
+                when the page is taken).
 
         Returns:
             The 2xx response with its parsed JSON body.
@@ -201,7 +208,11 @@ class Transport:
             MalformedResponseError: A 2xx body that is not JSON, after retries.
         """
         policy = retry or self.retry
-        url = self._base_url.with_path(self._prefix + path, encoded=True)
+        url = self._urls.get(path)
+        if url is None:
+            url = self._base_url.with_path(self._prefix + path, encoded=True)
+            if len(self._urls) < _URL_CACHE_SIZE:  # paths with ids are many: keep the first few
+                self._urls[path] = url
         full_path = url.raw_path
         body = orjson.dumps(json) if json is not None else None
         headers = self._headers
@@ -236,7 +247,8 @@ class Transport:
                     ) as resp:
                         status = resp.status
                         raw = await resp.read()
-                        retry_after = retry_after_from_headers(resp.headers)
+                        if not 200 <= status < 300:
+                            retry_after = retry_after_from_headers(resp.headers)
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     error, error_kind = map_aiohttp_error(exc, method=method, path=full_path)
                     error.__cause__ = exc
@@ -254,8 +266,8 @@ class Transport:
                 if status == 429:
                     self.adaptive.on_throttle()
                 if 200 <= status < 300:
-                    data: Any = None
-                    if raw:
+                    data: Any = raw if not parse else None
+                    if raw and parse:
                         try:
                             data = decode_json(raw, method=method, path=full_path, status=status)
                         except MalformedResponseError as exc:

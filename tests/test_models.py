@@ -7,6 +7,7 @@ or an object, known and unknown status text). No I/O here.
 
 from __future__ import annotations
 
+import copy
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -505,6 +506,7 @@ def test_decode_page_returns_a_page_or_raises_malformed_response(
     )
     if data.draw(st.booleans()):
         body, _ = mutate(data, body, JSON)
+    original = copy.deepcopy(body)  # decoding consumes the item list
     outcome: Page[Any] | MalformedResponseError
     try:
         outcome = decode_page(body, key, cls, method="GET", path="/api/v1/esim/x")
@@ -515,7 +517,7 @@ def test_decode_page_returns_a_page_or_raises_malformed_response(
         assert outcome.json_path.startswith("$")
     else:
         assert all(isinstance(item, cls) for item in outcome.items)
-        assert outcome.items == [converter.structure(item, cls) for item in body[key]]
+        assert outcome.items == [converter.structure(item, cls) for item in original[key]]
 
 
 @settings(deadline=None)
@@ -533,21 +535,26 @@ def test_decode_json_parses_or_raises_malformed_response(body: bytes) -> None:
 def test_check_page_then_structure_page_is_decode_page() -> None:
     """A scan may check a page when it arrives and build its items when it hands it on."""
     body = {"total": 7, "offset": 5, "count": 2, "sims": [{"iccid": "1"}, {"iccid": "2", "group": 3}]}
+    same = copy.deepcopy(body)
     raw = check_page(body, "sims", method="GET", path="/p")
-    assert raw.items is body["sims"]  # untouched JSON, not a copy
+    items = body["sims"]
+    assert raw.items is items  # untouched JSON, not a copy
     typed = structure_page(raw, "sims", Sim, method="GET", path="/p")
-    assert typed is raw  # in place: the raw items are freed at once
-    assert typed == decode_page(body, "sims", Sim, method="GET", path="/p")
+    assert typed is raw  # in place
+    assert items == [None, None]  # consumed: each JSON object freed once its model was built
+    assert typed == decode_page(same, "sims", Sim, method="GET", path="/p")
     assert typed.items == [Sim(iccid="1"), Sim(iccid="2", group=Ref(id=3))]
 
 
-def test_structure_page_leaves_a_bad_page_as_it_was() -> None:
-    body = {"total": 2, "offset": 0, "sims": [{"iccid": "1"}, {"iccid": 2}]}
-    raw = check_page(body, "sims", method="GET", path="/p")
+@pytest.mark.parametrize("bad", [0, 1, 3])
+def test_structure_page_names_the_bad_item_although_those_before_it_were_consumed(bad: int) -> None:
+    sims: list[Any] = [{"iccid": str(n)} for n in range(4)]
+    sims[bad] = {"iccid": bad}
+    raw = check_page({"total": 4, "offset": 0, "sims": sims}, "sims", method="GET", path="/p")
     with pytest.raises(MalformedResponseError) as info:
         structure_page(raw, "sims", Sim, method="GET", path="/p")
-    assert info.value.json_path == "$.sims[1].iccid"
-    assert raw.items is body["sims"]
+    assert info.value.json_path == f"$.sims[{bad}].iccid"
+    assert sims[bad] == {"iccid": bad}
 
 
 def test_a_page_without_count_counts_its_items() -> None:
@@ -588,6 +595,7 @@ def test_seed_sim_registries_example_decodes() -> None:
         "imsis": [{"sponsor_id": 200, "imsi": 310260123456789}],
         "mapped_imsi": 310260123456789}]}"""
     )
+    original = copy.deepcopy(body)  # decoding consumes the item list
     page = decode_page(body, "sims", Sim, method="GET", path="/p")
     assert (page.total, page.offset, page.count) == (250, 0, 20)
     (sim,) = page.items
@@ -604,7 +612,7 @@ def test_seed_sim_registries_example_decodes() -> None:
     assert sim.modified_date is None
     assert sim.imsis == [Imsi(sponsor_id=200, imsi=310260123456789)]
     assert sim.mapped_imsi == 310260123456789
-    assert dumps(unstructure(sim)) == dumps(body["sims"][0])
+    assert dumps(unstructure(sim)) == dumps(original["sims"][0])
 
 
 def test_partial_sim_of_api_1_0_4_decodes() -> None:
@@ -635,6 +643,7 @@ def test_seed_inventories_example_decodes() -> None:
         "modified_date": 1761330317000, "company": 72571, "parent_inventory": 1,
         "status": "Active", "wallet": 99612820, "whitelist": 11599}]}"""
     )
+    original = copy.deepcopy(body)  # decoding consumes the item list
     page = decode_page(body, "inventories", Inventory, method="GET", path="/p")
     assert (page.total, page.offset, page.count) == (1, 0, 1)
     (inventory,) = page.items
@@ -650,7 +659,7 @@ def test_seed_inventories_example_decodes() -> None:
     assert inventory.wallet == 99612820
     assert inventory.whitelist == 11599
     assert (inventory.note, inventory.deleted_date, inventory.deactivated_date) == (None, None, None)
-    assert dumps(unstructure(inventory)) == dumps(body["inventories"][0])
+    assert dumps(unstructure(inventory)) == dumps(original["inventories"][0])
 
 
 def test_seed_packages_example_decodes() -> None:
@@ -660,6 +669,7 @@ def test_seed_packages_example_decodes() -> None:
         "status": "ACTIVE", "created_date": 1761330317000, "activated_date": 1761330517000,
         "expiry_date": 1763922517000}]}"""
     )
+    original = copy.deepcopy(body)  # decoding consumes the item list
     page = decode_page(body, "packages", Package, method="GET", path="/p")
     assert (page.total, page.offset, page.count) == (100, 0, 20)
     (package,) = page.items
@@ -673,7 +683,7 @@ def test_seed_packages_example_decodes() -> None:
     assert package.expires_at == datetime(2025, 11, 23, 18, 28, 37, tzinfo=UTC)
     assert package.terminated_at is None
     assert package.reconciled is False
-    assert dumps(unstructure(package)) == dumps(body["packages"][0])
+    assert dumps(unstructure(package)) == dumps(original["packages"][0])
 
 
 def test_create_package_response_decodes() -> None:
@@ -777,3 +787,26 @@ def test_generated_source_is_in_tracebacks() -> None:
     generated = [frame for frame in frames if frame.filename.startswith("<betatel_async generated")]
     assert generated
     assert generated[-1].line == "raise _wrong('a string', v2)"
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    sims=st.lists(
+        st.fixed_dictionaries(
+            {"iccid": TEXT},
+            optional={
+                "sim_status": TEXT | st.none(),
+                "group": INTS | st.none() | st.fixed_dictionaries({"id": INTS}, optional={"name": TEXT}),
+                "imsis": st.lists(IMSI, max_size=2) | st.none(),
+                "mapped_imsi": INTS | st.none(),
+            },
+        ),
+        max_size=6,
+    )
+)
+def test_list_function_builds_what_the_single_hook_builds_when_keys_are_missing(
+    sims: list[dict[str, Any]],
+) -> None:
+    """The list function reads keys with ``o[key]``; an item without one is built the ``.get`` way."""
+    structure_sim: Callable[..., Any] = converter.get_structure_hook(Sim)
+    assert make_fast_list_structure_fn(Sim, converter)(sims) == [structure_sim(sim) for sim in sims]

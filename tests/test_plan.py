@@ -18,6 +18,14 @@ def serve(items: list[int], window: Window, cap: int | None) -> list[int]:
     return items[window.offset : window.offset + size]
 
 
+def answer(plan: ScanPlan[None], window: Window, total: int, n_items: int) -> Drift | None:
+    """The page of ``window`` arrives and, being next, is taken and digested."""
+    plan.on_arrival(window, None)
+    taken = plan.take()
+    assert taken == (window, None)
+    return plan.on_page(window, total, n_items)
+
+
 def run_plan(
     total: int,
     page_size: int,
@@ -45,12 +53,12 @@ def run_plan(
         if not in_flight:
             break
         window = in_flight.pop(rng.randrange(len(in_flight)))
-        page = serve(items, window, cap)
-        assert plan.on_page(window, total, len(page), page) is None
-        buffered = sum(n for n, _ in plan._buffered.values())  # the plan's own buffer
-        peak = max(peak, buffered + sum(w.count for w in in_flight))
-        for released in plan.ready():
-            out.extend(released)
+        plan.on_arrival(window, serve(items, window, cap))
+        peak = max(peak, plan.buffered + sum(w.count for w in in_flight))
+        while (taken := plan.take()) is not None:
+            taken_window, page = taken
+            assert plan.on_page(taken_window, total, len(page)) is None
+            out.extend(page)
     assert plan.finished
     return out, peak
 
@@ -109,7 +117,7 @@ def test_short_page_teaches_the_cap_and_later_windows_use_it(total: int, page_si
     first = plan.next_window()
     assert first == Window(0, page_size)
     n = min(cap, page_size, total)
-    plan.on_page(first, total, n, None)
+    answer(plan, first, total, n)
     if n < min(page_size, total):
         assert plan.cap == n
         remainder = plan.next_window()
@@ -125,7 +133,7 @@ def test_first_window_is_the_only_one_until_total_is_known() -> None:
     plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100)
     assert plan.next_window() == Window(0, 10)
     assert plan.next_window() is None
-    plan.on_page(Window(0, 10), 35, 10, None)
+    answer(plan, Window(0, 10), 35, 10)
     assert [plan.next_window() for _ in range(4)] == [Window(10, 10), Window(20, 10), Window(30, 5), None]
 
 
@@ -133,41 +141,41 @@ def test_empty_listing_finishes_after_the_first_page() -> None:
     plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100)
     w = plan.next_window()
     assert w is not None
-    plan.on_page(w, 0, 0, None)
-    assert plan.ready() == [None]
+    assert answer(plan, w, 0, 0) is None
     assert plan.finished
 
 
 @pytest.mark.parametrize(("first_total", "later_total"), [(30, 31), (30, 29), (30, 0)])
 def test_a_changed_total_on_any_page_is_drift(first_total: int, later_total: int) -> None:
     plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100)
-    plan.on_page(Window(0, 10), first_total, 10, None) if plan.next_window() else None
+    assert plan.next_window() == Window(0, 10)
+    answer(plan, Window(0, 10), first_total, 10)
     second = plan.next_window()
     assert second is not None
-    drift = plan.on_page(second, later_total, 10, None)
+    drift = answer(plan, second, later_total, 10)
     assert drift == Drift(total_before=first_total, total_after=later_total, offset=10)
 
 
 def test_an_empty_page_before_the_end_is_an_error_not_a_loop() -> None:
     plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100)
-    plan.on_page(plan.next_window() or Window(0, 10), 30, 10, None)
+    answer(plan, plan.next_window() or Window(0, 10), 30, 10)
     w = plan.next_window()
     assert w is not None
     with pytest.raises(ScanError, match="empty"):
-        plan.on_page(w, 30, 0, None)
+        answer(plan, w, 30, 0)
 
 
 @pytest.mark.parametrize("n_items", [11, 40])
 def test_more_items_than_asked_is_an_error(n_items: int) -> None:
     plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100)
     with pytest.raises(ScanError, match="asked"):
-        plan.on_page(plan.next_window() or Window(0, 10), 100, n_items, None)
+        answer(plan, plan.next_window() or Window(0, 10), 100, n_items)
 
 
 def test_more_items_than_total_leaves_room_for_is_an_error() -> None:
     plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100)
     with pytest.raises(ScanError, match="leaves room"):
-        plan.on_page(plan.next_window() or Window(0, 10), 5, 8, None)
+        answer(plan, plan.next_window() or Window(0, 10), 5, 8)
 
 
 @settings(max_examples=200, deadline=None)
@@ -181,12 +189,12 @@ def test_more_items_than_total_leaves_room_for_is_an_error() -> None:
 def test_any_total_change_mid_scan_is_reported_never_absorbed(
     total: int, page_size: int, change_at: int, delta: int, seed: int
 ) -> None:
-    """Once the server's total changes, the very next page answered reports drift."""
-    plan: ScanPlan[None] = ScanPlan(page_size=page_size, lookahead=4 * page_size)
+    """Once the server's total changes, the first page that says so to be digested reports drift."""
+    plan: ScanPlan[int] = ScanPlan(page_size=page_size, lookahead=4 * page_size)
     rng = random.Random(seed)
     in_flight: list[Window] = []
     answered = 0
-    current_total = total
+    changed = max(0, total + delta)
     while True:
         while len(in_flight) < 4 and (w := plan.next_window()) is not None:
             in_flight.append(w)
@@ -195,13 +203,13 @@ def test_any_total_change_mid_scan_is_reported_never_absorbed(
             assert answered <= change_at  # the change never happened in time
             return
         w = in_flight.pop(rng.randrange(len(in_flight)))
-        if answered == change_at:
-            current_total = max(0, total + delta)
-        n = max(0, min(w.count, current_total - w.offset))
-        if answered >= change_at and current_total != total:
-            assert plan.on_page(w, current_total, n, None) is not None
-            return
-        n = max(0, min(w.count, total - w.offset))
-        assert plan.on_page(w, total, n, None) is None
-        plan.ready()
+        plan.on_arrival(w, total if answered < change_at else changed)
         answered += 1
+        while (taken := plan.take()) is not None:
+            window, reported = taken
+            n = max(0, min(window.count, reported - window.offset))
+            drift = plan.on_page(window, reported, n)
+            if reported != total:
+                assert drift == Drift(total_before=total, total_after=reported, offset=window.offset)
+                return
+            assert drift is None

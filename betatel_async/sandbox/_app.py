@@ -1,8 +1,9 @@
 """The aiohttp application: routes, the API's validation and errors, and fault injection.
 
-Strategy: one middleware wraps every request. It counts the request, waits the
-configured latency, calls the test's ``on_request`` hook, draws a fault, checks
-the credentials, then runs the route's handler. Handlers only parse the query
+Strategy: one middleware wraps every request. It counts the request, calls the
+test's ``on_request`` hook, draws a fault, checks the credentials, runs the
+route's handler, then holds the answer until the configured latency has passed
+since the request arrived. Handlers only parse the query
 or body and call `SandboxData`, whose rules raise `SandboxError`. Every error,
 aiohttp's own 404 and 405 included, leaves as ``{"message", "statusCode"}`` JSON.
 """
@@ -89,8 +90,8 @@ class Sandbox:
         data: The live `SandboxData`; tests change it mid-scan.
         stats: Request counters, see `SandboxStats`.
         on_request: None, or a plain function called as
-            ``on_request(method, path, query)`` before each request is answered,
-            after the latency wait. Tests use it to change the data under a scan.
+            ``on_request(method, path, query)`` as each request arrives, before
+            it is handled. Tests use it to change the data under a scan.
     """
 
     __slots__ = ("_fault_rng", "_latency_rng", "_url", "config", "data", "on_request", "stats")
@@ -202,13 +203,18 @@ async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResp
 
 
 async def _answer(sandbox: Sandbox, request: web.Request, handler: _Handler) -> web.StreamResponse | None:
-    """The response to send, or None when the connection was dropped instead."""
+    """The response to send, or None when the connection was dropped instead.
+
+    The answer is prepared at once and leaves ``latency`` after the request
+    arrived: the latency is the time to answer, not a wait added before the
+    work (so a burst of requests does not also queue for the server's CPU).
+    """
     config = sandbox.config
     delay = config.latency
     if config.latency_jitter:
         delay += sandbox._latency_rng.random() * config.latency_jitter
-    if delay > 0:
-        await asyncio.sleep(delay)
+    loop = asyncio.get_running_loop()
+    due = loop.time() + delay
     if sandbox.on_request is not None:
         sandbox.on_request(request.method, request.path, dict(request.query))
 
@@ -217,14 +223,17 @@ async def _answer(sandbox: Sandbox, request: web.Request, handler: _Handler) -> 
     if fault is not None:
         sandbox.stats.faults[fault] += 1
         if is_status_fault(fault):
+            await _until(loop, due)
             return _status_fault(int(fault), config.faults)
         if fault == "reset":
+            await _until(loop, due)
             _drop(request, reset=True)
             return None
         if fault == "slow":
-            await asyncio.sleep(config.faults.slow_seconds)
+            due += config.faults.slow_seconds
 
     response = await _respond(config, request, handler, is_api=is_api)
+    await _until(loop, due)
     if fault == "truncated":
         return await _truncate(request, response)
     if fault == "commit_drop":
@@ -233,6 +242,12 @@ async def _answer(sandbox: Sandbox, request: web.Request, handler: _Handler) -> 
     if fault == "malformed":
         return _malform(response)
     return response
+
+
+async def _until(loop: asyncio.AbstractEventLoop, due: float) -> None:
+    delay = due - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 async def _respond(

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--port", type=int, default=8080, help="TCP port, 0 for any free one (default %(default)s)")
     add("--sims", type=int, default=1000, help="SIMs to generate (default %(default)s)")
     add("--seed", type=int, default=0, help="seed of data and faults (default %(default)s)")
-    add("--latency-ms", type=float, default=0.0, help="delay before each answer, ms")
+    add("--latency-ms", type=float, default=0.0, help="time from each request's arrival to its answer, ms")
     add("--latency-jitter-ms", type=float, default=0.0, help="extra random delay up to this, ms")
     add("--page-cap", type=int, default=None, help="return at most this many items per page")
     add("--max-count", type=int, default=1000, help="largest count accepted (default %(default)s)")

@@ -169,7 +169,8 @@ class SandboxConfig:
         sims: Number of SIMs to generate (about one package per four SIMs, and
             ``sims // 5000 + 3`` companies). Default 1000.
         seed: Seed of the generated data and of the fault and latency draws.
-        latency: Seconds every request waits before it is answered. Default 0.
+        latency: Seconds from a request's arrival to its answer (the answer
+            is prepared at once and held back until then). Default 0.
         latency_jitter: Extra random seconds, uniform in [0, latency_jitter),
             added to ``latency``; makes concurrent pages finish out of order.
         page_cap: At most this many items per page whatever ``count`` asks,

@@ -375,19 +375,25 @@ async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
     try:
         while True:
             try:
-                page = runner.take()
+                raw = runner.take()
             except _Unreadable as unreadable:
-                page = await runner.refetch(unreadable.window)
-            if page is not None:
-                yield page
-                page = None  # not held while the next page is built
-                if runner.fetching():
-                    # Between pages, let the event loop run: responses that
-                    # arrived meanwhile are handed in and the next requests
-                    # go out before this task reads another page.
-                    await asyncio.sleep(0)
-            elif not await runner.wait():
-                return
+                raw = await runner.refetch(unreadable.window)
+            if raw is None:
+                if not await runner.wait():
+                    return
+                continue
+            if runner.woke_workers():
+                # Let the workers this page woke send their requests before
+                # this task spends the CPU on building the page's items.
+                await asyncio.sleep(0)
+            page = runner.finish(raw)
+            del raw
+            yield page
+            del page  # not held while the next page is built
+            if runner.fetching():
+                # Between pages, let the event loop run: responses that
+                # arrived meanwhile are handed in and the next requests go out.
+                await asyncio.sleep(0)
     finally:
         await runner.stop()
 
@@ -454,6 +460,7 @@ class ScanRunner(Generic[T]):
         )
         self._restarting = False  # drift, and the policy is to start over: the supervisor makes a new plan
         self._stopping = False  # the current pass is over: workers stop and hand in nothing more
+        self._woke = False  # the page just taken woke workers
         self._idle: deque[asyncio.Future[None]] = deque()
         self._consumer: asyncio.Future[None] | None = None
         self._scope: anyio.CancelScope | None = None
@@ -470,8 +477,8 @@ class ScanRunner(Generic[T]):
         self.started = time.monotonic()
         self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
-    def take(self) -> Page[T] | None:
-        """The next page for the consumer, or ``None`` if none is ready.
+    def take(self) -> Page[Any] | None:
+        """The next page for the consumer, read and digested (items not yet built), or ``None``.
 
         Raises:
             _Unreadable: The page's body is not JSON: :meth:`refetch` it.
@@ -488,12 +495,12 @@ class ScanRunner(Generic[T]):
             raise _Unreadable(window)
         return self._digest(window, page)
 
-    async def refetch(self, window: Window) -> Page[T] | None:
+    async def refetch(self, window: Window) -> Page[Any] | None:
         """Read ``window`` again, after its body was not JSON (most likely cut short)."""
         self.report.retries += 1
         return self._digest(window, await self._source.refetch(window, self._count_retry))
 
-    def _digest(self, window: Window, page: Page[Any]) -> Page[T] | None:
+    def _digest(self, window: Window, page: Page[Any]) -> Page[Any] | None:
         plan, report = self._plan, self.report
         report._saw_total(page.total)
         drift = plan.on_page(window, page.total, len(page.items))
@@ -515,8 +522,17 @@ class ScanRunner(Generic[T]):
         report.page_cap = plan.cap
         if plan.finished:
             self._wake_all_workers()  # nothing left to fetch: let them return
-        else:
-            self._wake_worker()  # the look-ahead moved on, or the total is known
+        elif self._wake_worker():  # the look-ahead moved on, or the total is known
+            self._woke = True
+        return page
+
+    def woke_workers(self) -> bool:
+        """Whether the page just taken woke workers (once: the flag is cleared)."""
+        woke, self._woke = self._woke, False
+        return woke
+
+    def finish(self, page: Page[Any]) -> Page[T]:
+        """Build a taken page's items (dropping any already yielded after a restart)."""
         typed = self._dedupe(self._source.finish(page))
         self._progress()
         return typed
@@ -578,20 +594,24 @@ class ScanRunner(Generic[T]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _wake_worker(self) -> None:
+    def _wake_worker(self) -> bool:
         """Wake idle workers if windows may start now: as many as the in-flight limit leaves room for.
 
-        A woken worker that finds no window (another took it) goes back to sleep.
+        A woken worker that finds no window (another took it) goes back to
+        sleep. Returns whether any was woken.
         """
         idle = self._idle
         if not idle or not self._plan.has_window():
-            return
+            return False
         room = self._concurrency() - self._plan.in_flight
+        woke = False
         while idle and room > 0:
             waiter = idle.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 room -= 1
+                woke = True
+        return woke
 
     def _wake_all_workers(self) -> None:
         while self._idle:

@@ -5,7 +5,7 @@ bounded memory, retries with backoff, typed errors, and an embedded sandbox
 server (:mod:`betatel_async.sandbox`) to test against.
 """
 
-from ._client import DEFAULT_BASE_URL, BetatelClient, ClientState, __version__
+from ._client import DEFAULT_BASE_URL, BetatelClient, ClientState
 from ._converter import unstructure
 from ._errors import (
     ActionRejectedError,
@@ -49,6 +49,7 @@ from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport
 from ._resources import PATHS, Inventories, Packages, Sims
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
 from ._status import HolderStatus, NetworkCounts, SimStatusReport, StatusAccumulator
+from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -6,7 +6,6 @@ import copy
 import enum
 import os
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import Final, Self
 
@@ -18,15 +17,11 @@ from ._resources import Inventories, Packages, Sims
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
 from ._transport import Transport, close_session
 from ._validate import check_base_url, check_credential, check_int, check_positive_float
+from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "BetatelClient", "ClientState"]
 
 DEFAULT_BASE_URL: Final = "https://esim.betatel.com"
-
-try:
-    __version__ = version("betatel-async")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
 
 USER_AGENT: Final = (
     f"betatel-async/{__version__} aiohttp/{aiohttp.__version__} "

@@ -576,16 +576,44 @@ def _make(detailed: bool) -> cattrs.Converter:
     return conv
 
 
-converter: Final = _make(detailed=False)
+# Built on first use, not on import (generating the hooks is most of this
+# module's import time): ``converter`` and ``_LIST_FNS`` are looked up through
+# the module's ``__getattr__``; code here calls ``_fast()`` and ``_list_fns()``.
+converter: cattrs.Converter
 """The converter of the hot path. Use :func:`unstructure` to turn models back into JSON-ready data."""
 
 # The items of a page, structured in one call (each item built inline in its loop).
-_LIST_FNS: Final[dict[type, Callable[..., list[Any]]]] = {
-    model: make_fast_list_structure_fn(model, converter, consume=True)
-    for model in (Sim, Inventory, Package, PackageTemplate)
-}
+_LIST_FNS: dict[type, Callable[..., list[Any]]]
 
+_fast_converter: cattrs.Converter | None = None
+_list_functions: dict[type, Callable[..., list[Any]]] | None = None
 _detailed_converter: cattrs.Converter | None = None
+
+
+def _fast() -> cattrs.Converter:
+    global _fast_converter
+    if _fast_converter is None:
+        _fast_converter = _make(detailed=False)
+    return _fast_converter
+
+
+def _list_fns() -> dict[type, Callable[..., list[Any]]]:
+    global _list_functions
+    if _list_functions is None:
+        conv = _fast()
+        _list_functions = {
+            model: make_fast_list_structure_fn(model, conv, consume=True)
+            for model in (Sim, Inventory, Package, PackageTemplate)
+        }
+    return _list_functions
+
+
+def __getattr__(name: str) -> Any:
+    if name == "converter":
+        return _fast()
+    if name == "_LIST_FNS":
+        return _list_fns()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _detailed() -> cattrs.Converter:
@@ -597,7 +625,7 @@ def _detailed() -> cattrs.Converter:
 
 def unstructure(obj: Any) -> Any:
     """Turn a model (or a list of them) back into the API's JSON shape."""
-    return converter.unstructure(obj)
+    return _fast().unstructure(obj)
 
 
 # -- decoding --------------------------------------------------------------------------------
@@ -643,7 +671,7 @@ def decode_json(body: bytes, *, method: str, path: str, status: int) -> Any:
 def decode_model(data: Any, cls: type[T], *, method: str, path: str, status: int = 200) -> T:
     """Structure one JSON object into ``cls``, or raise MalformedResponseError naming the field."""
     try:
-        return converter.structure(data, cls)
+        return _fast().structure(data, cls)
     except Exception as exc:
         json_path, message = _describe_failure(data, cls, "$")
         raise MalformedResponseError(
@@ -732,7 +760,7 @@ def structure_page(page: Page[Any], key: str, cls: type[T], *, method: str, path
             then of no further use.
     """
     items = page.items
-    structure_list = _LIST_FNS.get(cls)
+    structure_list = _list_fns().get(cls)
     if structure_list is not None:
         built: list[T] = []
         try:
@@ -742,7 +770,7 @@ def structure_page(page: Page[Any], key: str, cls: type[T], *, method: str, path
             index = len(built)
             raise _malformed_item(items[index], cls, f"$.{key}[{index}]", method, path) from exc
         return page
-    structure = converter.get_structure_hook(cls)
+    structure = _fast().get_structure_hook(cls)
     try:
         page.items = [structure(item, cls) for item in items]
     except Exception as exc:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -497,3 +499,16 @@ async def test_with_options_overrides_retry_for_its_calls_and_shares_the_session
     assert view.state is bt.ClientState.CLOSED
     with pytest.raises(bt.ClientClosedError):
         await view.sims.list(count=1)
+
+
+def test_importing_the_sdk_loads_neither_cli_nor_sandbox_nor_their_dependencies() -> None:
+    """``import betatel_async`` stays light: the CLI, the sandbox, click, rich and aiohttp.web load on use."""
+    code = (
+        "import sys, betatel_async\n"
+        "heavy = ('betatel_async.cli', 'betatel_async.sandbox', 'click', 'rich', 'aiohttp.web', "
+        "'importlib.metadata', 'hypothesis')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603 - our own code
+    assert done.stdout.strip() == "[]"

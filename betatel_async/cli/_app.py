@@ -23,10 +23,11 @@ import attrs
 import click
 import orjson
 
-from .._client import BetatelClient, __version__
+from .._client import BetatelClient
 from .._converter import unstructure
 from .._errors import BetatelError, InvalidArgumentError, InvalidArgumentTypeError
 from .._models import PackageStatus
+from .._version import __version__
 from ._csv import CSV_HELP
 from ._export import CHECKPOINT_SUFFIX, PARTIAL_SUFFIX, ExportOptions, ExportResult, Format, run_export
 from ._render import ScanProgress, render_status, stdout_console

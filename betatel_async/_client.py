@@ -264,6 +264,9 @@ class BetatelClient:
                     limit=self._max_concurrency, limit_per_host=self._max_concurrency
                 ),
                 trace_configs=self._trace_configs or None,
+                # The API authenticates by header: cookies a response may set
+                # are neither kept nor sent back (and not parsed per request).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         self._state = ClientState.OPEN
         return self._session

@@ -390,10 +390,6 @@ async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
             del raw
             yield page
             del page  # not held while the next page is built
-            if runner.fetching():
-                # Between pages, let the event loop run: responses that
-                # arrived meanwhile are handed in and the next requests go out.
-                await asyncio.sleep(0)
     finally:
         await runner.stop()
 
@@ -536,10 +532,6 @@ class ScanRunner(Generic[T]):
         typed = self._dedupe(self._source.finish(page))
         self._progress()
         return typed
-
-    def fetching(self) -> bool:
-        """Whether requests are in flight."""
-        return self._plan.in_flight > 0
 
     async def wait(self) -> bool:
         """Wait until :meth:`take` may have something; ``False`` once the scan is complete."""

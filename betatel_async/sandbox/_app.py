@@ -215,6 +215,11 @@ async def _answer(sandbox: Sandbox, request: web.Request, handler: _Handler) -> 
         delay += sandbox._latency_rng.random() * config.latency_jitter
     loop = asyncio.get_running_loop()
     due = loop.time() + delay
+    if delay > 0:
+        # Requests that came together each take their arrival time before any
+        # of them is handled: the latency does not grow with a request's place
+        # in a burst.
+        await asyncio.sleep(0)
     if sandbox.on_request is not None:
         sandbox.on_request(request.method, request.path, dict(request.query))
 

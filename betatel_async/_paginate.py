@@ -3,8 +3,8 @@
 Strategy: two layers.
 
 1. :class:`ScanPlan` is a pure state machine (no I/O, no clock): it says which
-   window ``(offset, count)`` to fetch next, digests each page's ``total`` and
-   length, and releases buffered pages in offset order. It owns every
+   window ``(offset, count)`` to fetch next, hands arrived pages out in offset
+   order, and digests each page's ``total`` and length as it is taken. It owns every
    correctness rule: the first page teaches ``total``; a page shorter than
    asked before the end is not a gap (its remainder is fetched next and the
    server's cap is learned for the rest of the scan); a page whose ``total``
@@ -15,9 +15,11 @@ Strategy: two layers.
 2. :class:`ScanRunner` executes a plan: a fixed pool of worker tasks (one per
    request that may be in flight, under an anyio task group held by a
    supervisor task) fetch its windows, each request also under the
-   client-wide limiter; the consumer's async generator (:class:`PageScan`)
-   takes ready pages from the plan itself. The look-ahead bound counts from
-   what the consumer took, so a slow consumer leaves the workers idle.
+   client-wide limiter, and hand in each answer's body unread; the consumer's
+   async generator (:class:`PageScan`) takes the bodies from the plan in
+   order and reads them (JSON, ``total``, typed items). The look-ahead bound
+   counts from what the consumer took, so a slow consumer leaves the workers
+   idle, and pages waiting for their turn are held in their most compact form.
 
    The workers run in their own task group rather than in the consumer's
    async generator because a task group must not stay open across a
@@ -136,6 +138,11 @@ class ScanPlan(Generic[P]):
     def buffered(self) -> int:
         """Items (as asked) of pages arrived and not yet taken."""
         return self._arrived_items
+
+    @property
+    def pending(self) -> bool:
+        """Whether a page is in flight, arrived and not taken, or taken and not digested."""
+        return bool(self._in_flight or self._arrived or self._taken)
 
     @property
     def finished(self) -> bool:
@@ -663,7 +670,7 @@ class ScanRunner(Generic[T]):
             if window is None:
                 if plan.finished:
                     return
-                if plan.in_flight == 0 and not plan.buffered and not plan.has_ready():  # pragma: no cover
+                if not plan.pending:  # pragma: no cover - a planning bug, never silent
                     self._fail(ScanError("scan stalled: no window to fetch and the listing is not complete"))
                     return
                 waiter = loop.create_future()

@@ -10,6 +10,9 @@ to the ideal, and the speedup over ``C = 1`` at the same latency. For
 reference, the bare aiohttp + ``json.loads`` loop of ``throughput.py`` runs the
 same scans in between: the ideal ignores the fixed cost of a request (the
 server's timer overshoot, the round trip, parsing), which no client avoids.
+The column "wall/ideal at C=1's per-request time" puts that cost back: it
+uses, in place of ``L``, the mean time of a request measured by the ``C = 1``
+scan of the same run, so what remains is the fan-out's own overhead.
 
 Usage::
 
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
         sequential = median(times[1])
+        per_request = sequential / args.pages  # L plus what one request really costs here
         for concurrency in args.concurrency:
             wall = median(times[concurrency])
             best = ideal(latency, args.pages, concurrency)
@@ -123,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{wall:.3f}",
                     f"{best:.3f}",
                     f"{wall / best:.3f}",
+                    f"{wall / ideal(per_request, args.pages, concurrency):.3f}",
                     f"{speedup:.1f}",
                     f"{speedup / concurrency:.2f}",
                     f"{median(bare[concurrency]) / best:.3f}",
@@ -147,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall s",
             "ideal s",
             "wall/ideal",
+            "wall/ideal at C=1's per-request time",
             "speedup vs C=1",
             "speedup / C",
             "bare loop wall/ideal",

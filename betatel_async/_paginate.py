@@ -161,14 +161,22 @@ class ScanPlan(Generic[P]):
         """Whether :meth:`next_window` would return a window now."""
         if self.total is None:
             return not self._first_planned
-        if self._remainders:
+        if self._remainders and self._fits(self._remainders[0][1], remainder=True):
             return True
-        return self._next < self.total and not self._at_bound()
+        return self._next < self.total and self._fits(self._next_size(self.total), remainder=False)
 
-    def _at_bound(self) -> bool:
+    def _next_size(self, total: int) -> int:
+        size = min(self.page_size, total - self._next)
+        return size if self.cap is None else min(size, self.cap)
+
+    def _fits(self, count: int, *, remainder: bool) -> bool:
+        # Ordered, a window may start up to ``lookahead`` items past the
+        # taker's position; the remainder of a short page is where the taker
+        # waits, so nothing holds it back. Unordered, the window's items plus
+        # those in flight or arrived and not taken may not pass ``lookahead``.
         if self.ordered:
-            return self._next >= self.released + self.lookahead
-        return self._arrived_items + self._in_flight_items >= self.lookahead
+            return remainder or self._next < self.released + self.lookahead
+        return self._arrived_items + self._in_flight_items + count <= self.lookahead
 
     def next_window(self) -> Window | None:
         """The next window to fetch, or ``None`` if none may start now.
@@ -182,16 +190,16 @@ class ScanPlan(Generic[P]):
             self._first_planned = True
             self._next = self._start + self.page_size
             return self._hand_out(Window(self._start, self.page_size))
-        if self._remainders:
+        if self._remainders and self._fits(self._remainders[0][1], remainder=True):
             # Remainders of short pages sit at the taker's position (or near
             # it): fetch them before anything further ahead.
             offset, count = heapq.heappop(self._remainders)
             return self._hand_out(Window(offset, count))
-        if self._next >= self.total or self._at_bound():
+        if self._next >= self.total:
             return None
-        size = min(self.page_size, self.total - self._next)
-        if self.cap is not None:
-            size = min(size, self.cap)
+        size = self._next_size(self.total)
+        if not self._fits(size, remainder=False):
+            return None
         window = Window(self._next, size)
         self._next += size
         return self._hand_out(window)

@@ -34,10 +34,18 @@ def run_plan(
     lookahead_pages: int,
     ordered: bool,
     seed: int,
+    *,
+    short_rate: float = 0.0,
+    take_rate: float = 1.0,
 ) -> tuple[list[int], int]:
     """Drive a plan against the simulated server, answering in-flight windows in random order.
 
-    Returns the items released in release order and the most items ever buffered.
+    ``short_rate``: the share of answers the server cuts to a random length
+    (as well as to ``cap``). ``take_rate``: the chance that the taker takes
+    what it can after an answer (it always does when nothing is in flight).
+
+    Returns the items taken in order of taking and the most items ever held
+    (arrived and not taken, or in flight).
     """
     items = list(range(total))
     plan: ScanPlan[list[int]] = ScanPlan(
@@ -50,15 +58,21 @@ def run_plan(
     for _ in range(100_000):
         while len(in_flight) < concurrency and (w := plan.next_window()) is not None:
             in_flight.append(w)
-        if not in_flight:
-            break
-        window = in_flight.pop(rng.randrange(len(in_flight)))
-        plan.on_arrival(window, serve(items, window, cap))
-        peak = max(peak, plan.buffered + sum(w.count for w in in_flight))
+        if in_flight:
+            window = in_flight.pop(rng.randrange(len(in_flight)))
+            page = serve(items, window, cap)
+            if page and rng.random() < short_rate:
+                page = page[: rng.randint(1, len(page))]
+            plan.on_arrival(window, page)
+            peak = max(peak, plan.buffered + sum(w.count for w in in_flight))
+        if in_flight and rng.random() >= take_rate:
+            continue
         while (taken := plan.take()) is not None:
             taken_window, page = taken
             assert plan.on_page(taken_window, total, len(page)) is None
             out.extend(page)
+        if not in_flight and not plan.has_window():
+            break
     assert plan.finished
     return out, peak
 
@@ -213,3 +227,41 @@ def test_any_total_change_mid_scan_is_reported_never_absorbed(
                 assert drift == Drift(total_before=total, total_after=reported, offset=window.offset)
                 return
             assert drift is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    total=st.integers(0, 2000),
+    page_size=st.integers(1, 200),
+    concurrency=st.integers(1, 16),
+    lookahead_pages=st.integers(1, 6),
+    ordered=st.booleans(),
+    short_rate=st.sampled_from([0.1, 0.5, 1.0]),
+    take_rate=st.sampled_from([0.2, 1.0]),
+    seed=st.integers(0, 2**32),
+)
+def test_pages_cut_short_at_random_and_a_slow_taker_still_give_every_item_once(
+    total: int,
+    page_size: int,
+    concurrency: int,
+    lookahead_pages: int,
+    ordered: bool,
+    short_rate: float,
+    take_rate: float,
+    seed: int,
+) -> None:
+    """A short page found only when it is taken still has its remainder fetched, and nothing else moves."""
+    out, peak = run_plan(
+        total,
+        page_size,
+        None,
+        concurrency,
+        lookahead_pages,
+        ordered,
+        seed,
+        short_rate=short_rate,
+        take_rate=take_rate,
+    )
+    assert (out if ordered else sorted(out)) == list(range(total))
+    if not ordered:
+        assert peak <= lookahead_pages * page_size

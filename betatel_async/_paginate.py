@@ -554,6 +554,9 @@ class ScanRunner(Generic[T]):
             self.report.finished = True
             self._progress()
             return False
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor.done():  # nothing more will come
+            raise self._failure or ScanError("scan ended before the listing was complete")
         waiter = self._consumer = asyncio.get_running_loop().create_future()
         try:
             await waiter
@@ -649,6 +652,11 @@ class ScanRunner(Generic[T]):
                     for _ in range(self._workers):
                         tg.start_soon(self._work, plan)
                 if not self._restarting:
+                    if not plan.finished and self._failure is None:
+                        # Workers return early only on a failure, which is
+                        # recorded; anything else (a stray cancellation from
+                        # below) must not leave the consumer waiting forever.
+                        self._fail(ScanError("scan workers ended before the listing was complete"))
                     return
                 # Drift, and the policy is to start over: pages of the old
                 # pass not yet taken are dropped (the new pass fetches them
@@ -657,10 +665,17 @@ class ScanRunner(Generic[T]):
                 self._stopping = self._restarting = False
                 self._notify_consumer()
         except BaseException as exc:  # handed to the consumer, or re-raised
-            leaf = _leaf(exc)
-            if isinstance(exc, asyncio.CancelledError) or isinstance(leaf, asyncio.CancelledError):
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # stop(): the scan is being torn down
                 raise
+            leaf = _leaf(exc)
+            if isinstance(leaf, asyncio.CancelledError):  # from below, not asked for by stop()
+                leaf = ScanError("scan workers were cancelled before the listing was complete")
             self._fail(leaf)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        finally:
+            self._notify_consumer()
 
     async def _work(self, plan: ScanPlan[bytes]) -> None:
         """One worker: fetch the plan's windows one after another until the pass is over."""

@@ -377,3 +377,41 @@ async def test_a_scan_may_start_at_an_offset(client: bt.BetatelClient, sandbox: 
 async def test_a_negative_start_offset_is_refused(client: bt.BetatelClient) -> None:
     with pytest.raises(bt.InvalidArgumentError, match="^offset:"):
         client.sims.iter(offset=-1)
+
+
+class _StrayCancel:
+    """A page source whose fetch of one window ends in a ``CancelledError`` nobody asked for."""
+
+    def __init__(self, inner: object, at: int) -> None:
+        self._inner = inner
+        self._at = at
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def fetch(self, window: object, on_retry: object) -> bytes:
+        if getattr(window, "offset") >= self._at:  # noqa: B009 - a duck-typed window
+            raise asyncio.CancelledError
+        body: bytes = await getattr(self._inner, "fetch")(window, on_retry)  # noqa: B009
+        return body
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_a_stray_cancellation_in_a_worker_ends_the_scan_with_an_error_not_a_hang(
+    client: bt.BetatelClient, ordered: bool
+) -> None:
+    scan = client.sims.pages(page_size=50, concurrency=4, ordered=ordered)
+    runner = scan._runner
+    runner._source = _StrayCancel(runner._source, at=500)  # type: ignore[assignment]
+    offsets: list[int] = []
+    with anyio.fail_after(5):  # a hang fails here instead of stalling the suite
+        with pytest.raises(bt.ScanError, match="before the listing was complete"):
+            async with scan:
+                async for page in scan:
+                    offsets.append(page.offset)
+    assert all(offset < 500 for offset in offsets)
+    if ordered:
+        assert offsets == list(range(0, 500, 50))
+    # The client is still usable, and nothing of the scan is left running.
+    assert (await client.sims.list(count=1)).total == 2000
+    assert [t for t in asyncio.all_tasks() if "_supervise" in repr(t) or "_work" in repr(t)] == []

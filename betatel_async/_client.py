@@ -15,7 +15,7 @@ import anyio
 from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._resources import Inventories, Packages, Sims
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
-from ._transport import Transport, close_session
+from ._transport import ListingTotals, Transport, close_session
 from ._validate import check_base_url, check_credential, check_int, check_positive_float
 from ._version import __version__
 
@@ -77,6 +77,14 @@ class BetatelClient:
         allow_insecure_http: Accept an ``http://`` base URL to a non-loopback host.
         trace_configs: ``aiohttp.TraceConfig``\\ s for your own tracing (only
             when the client creates the session).
+        remember_totals: Keep the ``total`` each listing (path and filters)
+            reported last (default true; at most 256 listings), so that a
+            later scan of the same listing sends its first wave of requests
+            at once instead of waiting for the first page to learn
+            ``total``. If the listing shrank meanwhile, the requests that
+            start past its new end are wasted (at most ``2 * concurrency - 1``;
+            counted in ``ScanReport.pages_discarded``); the result is the
+            same either way. ``False``: every scan starts with one request.
 
     Raises:
         InvalidArgumentError: A bad value (named); credentials are never echoed.
@@ -97,11 +105,14 @@ class BetatelClient:
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
+        remember_totals: bool = True,
     ) -> None:
         self._api_key = _Secret(check_credential("api_key", api_key))
         self._user_id = check_credential("user_id", user_id)
         if not isinstance(allow_insecure_http, bool):
             raise InvalidArgumentTypeError("allow_insecure_http", "expected a bool")
+        if not isinstance(remember_totals, bool):
+            raise InvalidArgumentTypeError("remember_totals", "expected a bool")
         self._base_url = check_base_url("base_url", base_url, allow_insecure=allow_insecure_http)
         self._max_concurrency = check_int("max_concurrency", max_concurrency, minimum=1)
         total = check_positive_float("timeout", timeout)
@@ -143,6 +154,7 @@ class BetatelClient:
             # fast_acquire: a free slot is taken without a trip through the event loop.
             limiter=anyio.Semaphore(self._max_concurrency, fast_acquire=True),
             adaptive=AdaptiveLimit(self._max_concurrency),
+            totals=ListingTotals(size=256 if remember_totals else 0),
         )
         self._parent: BetatelClient | None = None
         self._bind_resources()

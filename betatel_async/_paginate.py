@@ -105,13 +105,31 @@ class ScanPlan(Generic[P]):
             many items may be in flight or arrived and not yet taken.
         ordered: Take pages in offset order (``True``) or as they arrive.
         start: The offset the scan starts at.
+        expected_total: The ``total`` the listing is expected to have (the
+            last one seen), or ``None``. Known, the first windows go out
+            together instead of the first page alone: they are planned up to
+            ``expected_total`` (within the look-ahead) before a page is
+            digested. Windows that turn out to start past the real end are
+            dropped unread when they arrive (counted in :attr:`discarded`);
+            a listing that grew is covered by the windows planned after the
+            first page, as without the hint.
     """
 
-    def __init__(self, *, page_size: int, lookahead: int, ordered: bool = True, start: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        page_size: int,
+        lookahead: int,
+        ordered: bool = True,
+        start: int = 0,
+        expected_total: int | None = None,
+    ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be >= 1")
         if lookahead < page_size:
             raise ValueError("lookahead must be at least one page")
+        if expected_total is not None and expected_total < 0:
+            raise ValueError("expected_total must be >= 0")
         self.page_size = page_size
         self.lookahead = lookahead
         self.ordered = ordered
@@ -128,6 +146,9 @@ class ScanPlan(Generic[P]):
         self.released = start  # ordered: every item below this offset was taken and digested
         self.items_released = 0
         self._first_planned = False
+        self._expected = expected_total
+        self._end = 0  # once total is known: max(total, start), where windows stop
+        self.discarded = 0  # windows planned on expected_total that started past the end
 
     @property
     def in_flight(self) -> int:
@@ -160,10 +181,16 @@ class ScanPlan(Generic[P]):
     def has_window(self) -> bool:
         """Whether :meth:`next_window` would return a window now."""
         if self.total is None:
-            return not self._first_planned
+            return not self._first_planned or self._may_guess()
         if self._remainders and self._fits(self._remainders[0][1], remainder=True):
             return True
         return self._next < self.total and self._fits(self._next_size(self.total), remainder=False)
+
+    def _may_guess(self) -> bool:
+        # Before the first page is digested, with an expected total: full
+        # pages up to it, within the look-ahead.
+        expected = self._expected
+        return expected is not None and self._next < expected and self._fits(self.page_size, remainder=False)
 
     def _next_size(self, total: int) -> int:
         size = min(self.page_size, total - self._next)
@@ -185,11 +212,12 @@ class ScanPlan(Generic[P]):
         yet, or the look-ahead bound is reached) or the plan is complete.
         """
         if self.total is None:
-            if self._first_planned:
+            if self._first_planned and not self._may_guess():
                 return None
             self._first_planned = True
-            self._next = self._start + self.page_size
-            return self._hand_out(Window(self._start, self.page_size))
+            window = Window(self._next, self.page_size)
+            self._next += self.page_size
+            return self._hand_out(window)
         if self._remainders and self._fits(self._remainders[0][1], remainder=True):
             # Remainders of short pages sit at the taker's position (or near
             # it): fetch them before anything further ahead.
@@ -209,11 +237,16 @@ class ScanPlan(Generic[P]):
         self._in_flight_items += window.count
         return window
 
-    def on_arrival(self, window: Window, payload: P) -> None:
-        """The answer to ``window`` arrived; it waits to be taken."""
+    def on_arrival(self, window: Window, payload: P) -> bool:
+        """The answer to ``window`` arrived: it waits to be taken (``True``), or is dropped, past the end."""
         self._in_flight_items -= self._in_flight.pop(window.offset)
+        if self.total is not None and window.offset >= self._end:
+            # Planned on the expected total, which was more than the real one.
+            self.discarded += 1
+            return False
         self._arrived[window.offset] = (window, payload)
         self._arrived_items += window.count
+        return True
 
     def take(self) -> tuple[Window, P] | None:
         """The next page to digest, with its window, or ``None`` if it has not arrived.
@@ -244,8 +277,14 @@ class ScanPlan(Generic[P]):
         self._taken = None
         if self.total is None:
             self.total = total
-            # The first window was planned blind; trim it to what exists.
-            self._next = min(self._next, max(total, self._start))
+            # The first windows were planned blind (or on the expected total):
+            # trim them to what exists, and drop those past the end.
+            self._end = max(total, self._start)
+            self._next = min(self._next, self._end)
+            for offset in [offset for offset in self._arrived if offset >= self._end]:
+                past, _ = self._arrived.pop(offset)
+                self._arrived_items -= past.count
+                self.discarded += 1
         elif total != self.total:
             return Drift(total_before=self.total, total_after=total, offset=window.offset)
         if n_items > window.count:
@@ -287,6 +326,9 @@ class ScanReport:
         totals_seen: Each distinct ``total`` the server reported, in order.
         total: The ``total`` of the current (or last) pass.
         restarts: Times the scan started over after drift.
+        pages_discarded: Pages (among ``pages``) dropped unread because they
+            started past the end of the listing: planned on the ``total`` this
+            client saw last time, before the listing shrank.
         page_cap: The server's page-size cap, if one was learned.
         elapsed: Seconds since the scan started (final once ``finished``).
         finished: The scan ended, with every item handed on.
@@ -300,6 +342,7 @@ class ScanReport:
     totals_seen: list[int] = attrs.Factory(list)
     total: int | None = None
     restarts: int = 0
+    pages_discarded: int = 0
     page_cap: int | None = None
     elapsed: float = 0.0
     finished: bool = False
@@ -371,6 +414,12 @@ class PageSource(Protocol[T]):
 
     def key(self, item: Any) -> Hashable:
         """An item's natural key (for deduplication after a restart)."""
+
+    def expected_total(self) -> int | None:
+        """The listing's ``total`` as last seen by this client, or ``None``."""
+
+    def saw_total(self, total: int) -> None:
+        """Remember the ``total`` a page just reported."""
 
 
 class _Unreadable(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -465,6 +514,7 @@ class ScanRunner(Generic[T]):
         self._seen: set[Hashable] | None = set() if on_drift == "restart" else None
         self.report = ScanReport()
         self.started = 0.0
+        self._discarded = 0  # pages dropped past the end by earlier passes
         self._plan = self._new_plan()
         self._failure: BaseException | None = (
             None  # what ends the scan, raised once the pages before it are taken
@@ -479,7 +529,11 @@ class ScanRunner(Generic[T]):
 
     def _new_plan(self) -> ScanPlan[bytes]:
         return ScanPlan(
-            page_size=self._page_size, lookahead=self._lookahead, ordered=self._ordered, start=self._start
+            page_size=self._page_size,
+            lookahead=self._lookahead,
+            ordered=self._ordered,
+            start=self._start,
+            expected_total=self._source.expected_total(),
         )
 
     # -- the consumer's side ----------------------------------------------------------------
@@ -514,7 +568,9 @@ class ScanRunner(Generic[T]):
     def _digest(self, window: Window, page: Page[Any]) -> Page[Any] | None:
         plan, report = self._plan, self.report
         report._saw_total(page.total)
+        self._source.saw_total(page.total)
         drift = plan.on_page(window, page.total, len(page.items))
+        report.pages_discarded = self._discarded + plan.discarded
         if drift is not None:
             if self._on_drift == "restart" and report.restarts < self._max_restarts:
                 report.restarts += 1
@@ -661,6 +717,7 @@ class ScanRunner(Generic[T]):
                 # Drift, and the policy is to start over: pages of the old
                 # pass not yet taken are dropped (the new pass fetches them
                 # again; items already yielded are skipped by key).
+                self._discarded += plan.discarded
                 self._plan = self._new_plan()
                 self._stopping = self._restarting = False
                 self._notify_consumer()
@@ -710,7 +767,11 @@ class ScanRunner(Generic[T]):
                 return
             report.requests += 1
             report.pages += 1
-            plan.on_arrival(window, body)
+            if not plan.on_arrival(window, body):  # past the end: dropped unread
+                report.pages_discarded = self._discarded + plan.discarded
+                if plan.finished:  # it was the last thing the plan waited for
+                    self._wake_all_workers()
+                    self._notify_consumer()
 
     def _pass_over(self) -> bool:
         return self._stopping

@@ -104,7 +104,13 @@ class _Listing(Generic[T]):
     ) -> Page[Any]:
         """One page, its envelope checked and its items still JSON values."""
         response = await self._get_page(params, offset, count, on_retry, parse=True)
-        return check_page(response.data, self._items_key, method="GET", path=self._full_path)
+        page = check_page(response.data, self._items_key, method="GET", path=self._full_path)
+        self._transport.totals.set(self._which(params), page.total)
+        return page
+
+    def _which(self, params: dict[str, str | int]) -> Hashable:
+        """The listing ``params`` select, as a key of the totals seen (offset and count left out)."""
+        return (self._path_key, tuple(sorted(params.items())))
 
     def _get_page(
         self,
@@ -199,11 +205,13 @@ class _Listing(Generic[T]):
 class _ListingPages(Generic[T]):
     """The pages of one listing, for a scan (a :class:`PageSource`). Private."""
 
-    __slots__ = ("_listing", "_params")
+    __slots__ = ("_listing", "_params", "_totals", "_which")
 
     def __init__(self, listing: _Listing[T], params: dict[str, str | int]) -> None:
         self._listing = listing
         self._params = params
+        self._totals = listing._transport.totals
+        self._which = listing._which(params)
 
     async def fetch(self, window: Window, on_retry: Callable[[], None]) -> bytes:
         response = await self._listing._get_page(
@@ -230,6 +238,12 @@ class _ListingPages(Generic[T]):
 
     def key(self, item: T) -> Hashable:
         return self._listing._key(item)
+
+    def expected_total(self) -> int | None:
+        return self._totals.get(self._which)
+
+    def saw_total(self, total: int) -> None:
+        self._totals.set(self._which, total)
 
 
 def _filters(**values: str | int | None) -> dict[str, str | int]:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -115,6 +115,34 @@ def _error_message(data: Any, fallback: str) -> str:
     return fallback
 
 
+class ListingTotals:
+    """The ``total`` each listing (path and filters) reported last, for the client's scans. Private.
+
+    A scan of a listing seen before plans its first windows on this total
+    instead of waiting for the first page (see ``ScanPlan``'s
+    ``expected_total``). Bounded: the least recently changed listings are
+    forgotten past ``size``; ``size=0`` remembers nothing.
+    """
+
+    __slots__ = ("_size", "_totals")
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._totals: dict[Hashable, int] = {}
+
+    def get(self, listing: Hashable) -> int | None:
+        return self._totals.get(listing)
+
+    def set(self, listing: Hashable, total: int) -> None:
+        totals = self._totals
+        if totals.get(listing) == total or not self._size:
+            return
+        totals.pop(listing, None)  # re-inserted last: the most recent
+        totals[listing] = total
+        if len(totals) > self._size:
+            del totals[next(iter(totals))]
+
+
 class Transport:
     """Sends one logical request, with retries, under the client-wide limiter.
 
@@ -134,6 +162,7 @@ class Transport:
         limiter: anyio.Semaphore,
         adaptive: AdaptiveLimit,
         rand: Callable[[], float] = random.random,
+        totals: ListingTotals | None = None,
     ) -> None:
         self._get_session = get_session
         self._base_url = base_url
@@ -147,6 +176,7 @@ class Transport:
         self.adaptive = adaptive
         self._rand = rand
         self._urls: dict[str, URL] = {}  # API path -> full URL
+        self.totals = ListingTotals() if totals is None else totals
 
     def evolve(self, *, retry: RetryPolicy | None, timeout: aiohttp.ClientTimeout | None) -> Transport:
         """A transport sharing this one's session, limiter, budget and adaptive limit."""
@@ -161,6 +191,7 @@ class Transport:
             limiter=self.limiter,
             adaptive=self.adaptive,
             rand=self._rand,
+            totals=self.totals,
         )
 
     def url_path(self, path: str) -> str:

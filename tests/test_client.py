@@ -335,6 +335,8 @@ async def test_id_with_reserved_characters_is_percent_encoded(client: bt.Betatel
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"timeout": 0}, "timeout"),
         ({"connect_timeout": -1}, "connect_timeout"),
+        ({"remember_totals": "yes"}, "remember_totals"),
+        ({"allow_insecure_http": 1}, "allow_insecure_http"),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_argument(kwargs: dict[str, object], argument: str) -> None:

@@ -37,19 +37,23 @@ def run_plan(
     *,
     short_rate: float = 0.0,
     take_rate: float = 1.0,
-) -> tuple[list[int], int]:
+    expected_total: int | None = None,
+) -> tuple[list[int], int, int]:
     """Drive a plan against the simulated server, answering in-flight windows in random order.
 
     ``short_rate``: the share of answers the server cuts to a random length
     (as well as to ``cap``). ``take_rate``: the chance that the taker takes
     what it can after an answer (it always does when nothing is in flight).
 
-    Returns the items taken in order of taking and the most items ever held
-    (arrived and not taken, or in flight).
+    Returns the items taken in order of taking, the most items ever held
+    (arrived and not taken, or in flight) and the windows dropped past the end.
     """
     items = list(range(total))
     plan: ScanPlan[list[int]] = ScanPlan(
-        page_size=page_size, lookahead=lookahead_pages * page_size, ordered=ordered
+        page_size=page_size,
+        lookahead=lookahead_pages * page_size,
+        ordered=ordered,
+        expected_total=expected_total,
     )
     rng = random.Random(seed)
     in_flight: list[Window] = []
@@ -74,7 +78,7 @@ def run_plan(
         if not in_flight and not plan.has_window():
             break
     assert plan.finished
-    return out, peak
+    return out, peak, plan.discarded
 
 
 @settings(max_examples=400, deadline=None)
@@ -89,7 +93,7 @@ def run_plan(
 def test_ordered_plan_releases_every_item_once_in_order(
     total: int, page_size: int, cap: int | None, concurrency: int, lookahead_pages: int, seed: int
 ) -> None:
-    out, _ = run_plan(total, page_size, cap, concurrency, lookahead_pages, ordered=True, seed=seed)
+    out, _, _ = run_plan(total, page_size, cap, concurrency, lookahead_pages, ordered=True, seed=seed)
     assert out == list(range(total))
 
 
@@ -104,7 +108,7 @@ def test_ordered_plan_releases_every_item_once_in_order(
 def test_unordered_plan_releases_every_item_exactly_once(
     total: int, page_size: int, cap: int | None, concurrency: int, seed: int
 ) -> None:
-    out, _ = run_plan(total, page_size, cap, concurrency, 2, ordered=False, seed=seed)
+    out, _, _ = run_plan(total, page_size, cap, concurrency, 2, ordered=False, seed=seed)
     assert sorted(out) == list(range(total))
     assert len(out) == total
 
@@ -120,7 +124,7 @@ def test_unordered_plan_releases_every_item_exactly_once(
 def test_ordered_plan_holds_at_most_lookahead_items_whatever_the_total(
     total: int, page_size: int, concurrency: int, lookahead_pages: int, seed: int
 ) -> None:
-    _, peak = run_plan(total, page_size, None, concurrency, lookahead_pages, ordered=True, seed=seed)
+    _, peak, _ = run_plan(total, page_size, None, concurrency, lookahead_pages, ordered=True, seed=seed)
     assert peak <= lookahead_pages * page_size
 
 
@@ -198,23 +202,31 @@ def test_more_items_than_total_leaves_room_for_is_an_error() -> None:
     page_size=st.integers(1, 50),
     change_at=st.integers(1, 60),
     delta=st.integers(-20, 20).filter(lambda d: d != 0),
+    expected_total=st.none() | st.integers(0, 600),
     seed=st.integers(0, 2**32),
 )
 def test_any_total_change_mid_scan_is_reported_never_absorbed(
-    total: int, page_size: int, change_at: int, delta: int, seed: int
+    total: int, page_size: int, change_at: int, delta: int, expected_total: int | None, seed: int
 ) -> None:
-    """Once the server's total changes, the first page that says so to be digested reports drift."""
-    plan: ScanPlan[int] = ScanPlan(page_size=page_size, lookahead=4 * page_size)
+    """Once the server's total changes, the first page digested that disagrees with the first reports drift.
+
+    A page dropped past the end (planned on ``expected_total``) is not read;
+    a scan that finishes has digested pages that all agreed, covering the whole listing.
+    """
+    plan: ScanPlan[int] = ScanPlan(
+        page_size=page_size, lookahead=4 * page_size, expected_total=expected_total
+    )
     rng = random.Random(seed)
     in_flight: list[Window] = []
     answered = 0
     changed = max(0, total + delta)
+    first: int | None = None
     while True:
         while len(in_flight) < 4 and (w := plan.next_window()) is not None:
             in_flight.append(w)
         if not in_flight:
             assert plan.finished
-            assert answered <= change_at  # the change never happened in time
+            assert plan.items_released == first
             return
         w = in_flight.pop(rng.randrange(len(in_flight)))
         plan.on_arrival(w, total if answered < change_at else changed)
@@ -223,8 +235,9 @@ def test_any_total_change_mid_scan_is_reported_never_absorbed(
             window, reported = taken
             n = max(0, min(window.count, reported - window.offset))
             drift = plan.on_page(window, reported, n)
-            if reported != total:
-                assert drift == Drift(total_before=total, total_after=reported, offset=window.offset)
+            first = reported if first is None else first
+            if reported != first:
+                assert drift == Drift(total_before=first, total_after=reported, offset=window.offset)
                 return
             assert drift is None
 
@@ -251,7 +264,7 @@ def test_pages_cut_short_at_random_and_a_slow_taker_still_give_every_item_once(
     seed: int,
 ) -> None:
     """A short page found only when it is taken still has its remainder fetched, and nothing else moves."""
-    out, peak = run_plan(
+    out, peak, _ = run_plan(
         total,
         page_size,
         None,
@@ -265,3 +278,98 @@ def test_pages_cut_short_at_random_and_a_slow_taker_still_give_every_item_once(
     assert (out if ordered else sorted(out)) == list(range(total))
     if not ordered:
         assert peak <= lookahead_pages * page_size
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    total=st.integers(0, 2000),
+    expected_total=st.integers(0, 4000),
+    page_size=st.integers(1, 200),
+    cap=st.none() | st.integers(1, 200),
+    concurrency=st.integers(1, 16),
+    lookahead_pages=st.integers(1, 6),
+    ordered=st.booleans(),
+    short_rate=st.sampled_from([0.0, 0.3]),
+    take_rate=st.sampled_from([0.2, 1.0]),
+    seed=st.integers(0, 2**32),
+)
+def test_an_expected_total_wrong_either_way_still_gives_every_item_once(
+    total: int,
+    expected_total: int,
+    page_size: int,
+    cap: int | None,
+    concurrency: int,
+    lookahead_pages: int,
+    ordered: bool,
+    short_rate: float,
+    take_rate: float,
+    seed: int,
+) -> None:
+    """The listing grew or shrank since its total was remembered: same items, same bound, bounded waste."""
+    out, peak, discarded = run_plan(
+        total,
+        page_size,
+        cap,
+        concurrency,
+        lookahead_pages,
+        ordered,
+        seed,
+        short_rate=short_rate,
+        take_rate=take_rate,
+        expected_total=expected_total,
+    )
+    assert (out if ordered else sorted(out)) == list(range(total))
+    if not ordered or (cap is None and short_rate == 0):  # ordered, a remainder is never held back
+        assert peak <= lookahead_pages * page_size
+    # Only windows planned before the first page was digested can fall past the
+    # end: within the look-ahead, the first one (which teaches total) excepted.
+    assert discarded <= lookahead_pages - 1
+    if expected_total <= total:
+        assert discarded == 0
+
+
+def test_an_expected_total_sends_the_first_windows_together() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, expected_total=35)
+    assert [plan.next_window() for _ in range(5)] == [
+        Window(0, 10),
+        Window(10, 10),
+        Window(20, 10),
+        Window(30, 10),
+        None,
+    ]
+    answer(plan, Window(0, 10), 35, 10)
+    assert plan.next_window() is None  # everything is planned
+    for window, n in ((Window(10, 10), 10), (Window(20, 10), 10), (Window(30, 10), 5)):
+        assert answer(plan, window, 35, n) is None
+    assert plan.finished
+    assert plan.discarded == 0
+
+
+def test_an_expected_total_stays_within_the_look_ahead() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=30, expected_total=1000)
+    assert [plan.next_window() for _ in range(4)] == [Window(0, 10), Window(10, 10), Window(20, 10), None]
+
+
+def test_windows_past_a_shrunk_listing_are_dropped_unread() -> None:
+    plan: ScanPlan[str] = ScanPlan(page_size=10, lookahead=100, expected_total=50)
+    windows = [plan.next_window() for _ in range(5)]
+    assert windows == [Window(offset, 10) for offset in range(0, 50, 10)]
+    assert plan.on_arrival(Window(30, 10), "past the end, arrived early")
+    plan.on_arrival(Window(0, 10), "first")
+    assert plan.take() == (Window(0, 10), "first")
+    assert plan.on_page(Window(0, 10), 15, 10) is None  # the listing shrank to 15
+    assert plan.discarded == 1  # the page at 30, which had arrived
+    assert not plan.on_arrival(Window(40, 10), "past the end")
+    assert plan.on_arrival(Window(10, 10), "last five")
+    assert not plan.finished  # the page at 20 is still in flight
+    assert not plan.on_arrival(Window(20, 10), "past the end")
+    assert plan.take() == (Window(10, 10), "last five")
+    assert plan.on_page(Window(10, 10), 15, 5) is None
+    assert plan.finished
+    assert plan.discarded == 3
+    assert plan.items_released == 15
+
+
+def test_an_expected_total_cannot_be_negative() -> None:
+    with pytest.raises(ValueError, match="expected_total"):
+        ScanPlan(page_size=10, lookahead=100, expected_total=-1)

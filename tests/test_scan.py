@@ -415,3 +415,78 @@ async def test_a_stray_cancellation_in_a_worker_ends_the_scan_with_an_error_not_
     # The client is still usable, and nothing of the scan is left running.
     assert (await client.sims.list(count=1)).total == 2000
     assert [t for t in asyncio.all_tasks() if "_supervise" in repr(t) or "_work" in repr(t)] == []
+
+
+def _record_answers_before_each_request(sandbox: Sandbox) -> list[tuple[int, int]]:
+    """(offset, answers the sandbox had sent when the request came) for each SIM listing request."""
+    seen: list[tuple[int, int]] = []
+
+    def on_request(method: str, path: str, query: Mapping[str, str]) -> None:
+        if path.endswith("/sim-registries"):
+            seen.append((_offset(query), sandbox.stats.by_status[200]))
+
+    sandbox.on_request = on_request
+    return seen
+
+
+async def test_a_listing_scanned_before_starts_with_a_full_wave(
+    client: bt.BetatelClient, sandbox: Sandbox
+) -> None:
+    """The first scan waits for the first page's total; the next one plans on the total remembered."""
+    sandbox.config.latency = 0.2  # far more than sending eight requests takes
+    first = _record_answers_before_each_request(sandbox)
+    scan = client.sims.iter(page_size=100, concurrency=8)
+    assert [sim.iccid async for sim in scan] == iccids(sandbox)
+    answered = first[0][1]
+    assert first[0][0] == 0
+    assert first[1][1] == answered + 1  # the second request waited for the first answer
+
+    second = _record_answers_before_each_request(sandbox)
+    rescan = client.sims.iter(page_size=100, concurrency=8)
+    assert [sim.iccid async for sim in rescan] == iccids(sandbox)
+    answered = second[0][1]
+    wave = second[:8]
+    assert sorted(offset for offset, _ in wave) == list(range(0, 800, 100))
+    assert {answers for _, answers in wave} == {answered}  # all sent before any answer came
+    assert len(second) == len(first) == 20  # no request more than needed
+    assert rescan.report.pages_discarded == 0
+
+
+async def test_a_listing_that_shrank_since_its_last_scan_yields_exactly_what_is_left(
+    client: bt.BetatelClient, sandbox: Sandbox
+) -> None:
+    assert len(await client.sims.all(page_size=100)) == 2000
+    sandbox.data.delete_sims(1550)  # 450 left: the remembered total is far too high
+    scan = client.sims.iter(page_size=100, concurrency=8)
+    assert [sim.iccid async for sim in scan] == iccids(sandbox)
+    report = scan.report
+    assert report.items == 450
+    assert report.totals_seen == [450]
+    assert 3 <= report.pages_discarded <= 2 * 8 - 1  # pages at 500, 600, 700 at least; within the look-ahead
+    assert report.pages == 5 + report.pages_discarded
+
+
+async def test_a_listing_that_grew_since_its_last_scan_yields_every_item(
+    client: bt.BetatelClient, sandbox: Sandbox
+) -> None:
+    await client.sims.list(count=1)  # a page remembers the listing's total too
+    sandbox.data.insert_sims(333, at="end")
+    scan = client.sims.iter(page_size=100, concurrency=8, ordered=False)
+    assert sorted([sim.iccid async for sim in scan]) == iccids(sandbox)
+    assert scan.report.pages_discarded == 0
+    assert scan.report.totals_seen == [2333]
+
+
+async def test_remember_totals_false_starts_every_scan_with_one_request(sandbox: Sandbox) -> None:
+    sandbox.config.latency = 0.05
+    async with bt.BetatelClient(
+        api_key=sandbox.api_key,
+        user_id=sandbox.user_id,
+        base_url=sandbox.url,
+        max_concurrency=8,
+        remember_totals=False,
+    ) as client:
+        await client.sims.all(page_size=100)
+        seen = _record_answers_before_each_request(sandbox)
+        await client.sims.all(page_size=100)
+    assert seen[1][1] == seen[0][1] + 1

@@ -82,8 +82,9 @@ class BetatelClient:
             later scan of the same listing sends its first wave of requests
             at once instead of waiting for the first page to learn
             ``total``. If the listing shrank meanwhile, the requests that
-            start past its new end are wasted (at most ``2 * concurrency - 1``;
-            counted in ``ScanReport.pages_discarded``); the result is the
+            start past its new end are wasted (at most ``concurrency - 1``,
+            counted in ``ScanReport.pages_discarded``; not waited for, and
+            a failure of them does not fail the scan); the items are the
             same either way. ``False``: every scan starts with one request.
 
     Raises:

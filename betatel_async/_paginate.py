@@ -95,8 +95,10 @@ class ScanPlan(Generic[P]):
     order with ``ordered=False``), and the taker *digests* it
     (:meth:`on_page`: its ``total`` and number of items). Only digested pages
     teach the plan: the first one gives ``total`` (no other window is planned
-    before it), a short one before the end schedules the rest of its window
-    and teaches the server's cap, one with another ``total`` is drift.
+    before it, unless an ``expected_total`` is given), a short one before the
+    end schedules the rest of its window and teaches the server's cap, one
+    with another ``total`` is drift. A request that failed is reported with
+    :meth:`on_failure`.
 
     Args:
         page_size: Items to ask for per request.
@@ -107,12 +109,20 @@ class ScanPlan(Generic[P]):
         start: The offset the scan starts at.
         expected_total: The ``total`` the listing is expected to have (the
             last one seen), or ``None``. Known, the first windows go out
-            together instead of the first page alone: they are planned up to
-            ``expected_total`` (within the look-ahead) before a page is
-            digested. Windows that turn out to start past the real end are
-            dropped unread when they arrive (counted in :attr:`discarded`);
-            a listing that grew is covered by the windows planned after the
-            first page, as without the hint.
+            together instead of the first page alone: full pages up to
+            ``expected_total`` (within the look-ahead) are planned until a
+            page arrives or a request fails, so no more than one wave of
+            requests is a guess. The first page digested still gives
+            ``total``. A guessed window that turns out to start past the end
+            is counted in :attr:`discarded`: its request no longer holds the
+            plan back (:attr:`finished` does not wait for it), a failure of
+            it does not matter, and if its page arrives it is taken only to
+            be checked for drift (a page past the end whose ``total``
+            differs is drift, as any other), never released. A guessed
+            window whose request failed before ``total`` was known is
+            fetched again if it lies before the end. A listing that grew is
+            covered by the windows planned after the first page, as without
+            the hint.
     """
 
     def __init__(
@@ -147,13 +157,17 @@ class ScanPlan(Generic[P]):
         self.items_released = 0
         self._first_planned = False
         self._expected = expected_total
+        self._guessing = expected_total is not None  # until a page arrives or a request fails
         self._end = 0  # once total is known: max(total, start), where windows stop
-        self.discarded = 0  # windows planned on expected_total that started past the end
+        self._doomed: set[int] = set()  # offsets in flight that start past the end
+        self._checks: deque[tuple[Window, P]] = deque()  # arrived past the end: read for drift only
+        self._unjudged: dict[int, Window] = {}  # guessed windows that failed before total was known
+        self.discarded = 0  # guessed windows that started past the end
 
     @property
     def in_flight(self) -> int:
-        """Windows handed out and not yet arrived."""
-        return len(self._in_flight)
+        """Windows handed out and not yet arrived (past the end or not)."""
+        return len(self._in_flight) + len(self._doomed)
 
     @property
     def buffered(self) -> int:
@@ -163,19 +177,35 @@ class ScanPlan(Generic[P]):
     @property
     def pending(self) -> bool:
         """Whether a page is in flight, arrived and not taken, or taken and not digested."""
-        return bool(self._in_flight or self._arrived or self._taken)
+        return bool(self._in_flight or self._arrived or self._taken or self._checks or self._unjudged)
 
     @property
     def finished(self) -> bool:
-        """Every item up to ``total`` was received, taken and digested."""
-        if self.total is None or self._in_flight or self._remainders or self._arrived or self._taken:
+        """Every item up to ``total`` was received, taken and digested.
+
+        Requests past the end still in flight do not count: they are not needed.
+        """
+        if (
+            self.total is None
+            or self._in_flight
+            or self._remainders
+            or self._arrived
+            or self._taken
+            or self._checks
+        ):
             return False
         return self._next >= self.total
+
+    def past_end(self, window: Window) -> bool:
+        """Whether ``window`` is a guess that started past the end (known once ``total`` is)."""
+        return self.total is not None and window.offset >= self._end and window.offset != self._start
 
     def has_ready(self) -> bool:
         """Whether :meth:`take` would return a page now."""
         if self._taken is not None:
             return False
+        if self._checks:
+            return True
         return (self.released in self._arrived) if self.ordered else bool(self._arrived)
 
     def has_window(self) -> bool:
@@ -187,10 +217,16 @@ class ScanPlan(Generic[P]):
         return self._next < self.total and self._fits(self._next_size(self.total), remainder=False)
 
     def _may_guess(self) -> bool:
-        # Before the first page is digested, with an expected total: full
-        # pages up to it, within the look-ahead.
+        # Before any page arrived, with an expected total: full pages up to
+        # it, within the look-ahead (one wave: a worker whose page came back
+        # waits for the total rather than guess again).
         expected = self._expected
-        return expected is not None and self._next < expected and self._fits(self.page_size, remainder=False)
+        return (
+            self._guessing
+            and expected is not None
+            and self._next < expected
+            and self._fits(self.page_size, remainder=False)
+        )
 
     def _next_size(self, total: int) -> int:
         size = min(self.page_size, total - self._next)
@@ -237,16 +273,55 @@ class ScanPlan(Generic[P]):
         self._in_flight_items += window.count
         return window
 
-    def on_arrival(self, window: Window, payload: P) -> bool:
-        """The answer to ``window`` arrived: it waits to be taken (``True``), or is dropped, past the end."""
+    def on_arrival(self, window: Window, payload: P) -> None:
+        """The answer to ``window`` arrived: it waits to be taken."""
+        self._guessing = False
+        if window.offset in self._doomed:  # past the end: read only to check its total
+            self._doomed.discard(window.offset)
+            self._checks.append((window, payload))
+            return
         self._in_flight_items -= self._in_flight.pop(window.offset)
-        if self.total is not None and window.offset >= self._end:
-            # Planned on the expected total, which was more than the real one.
-            self.discarded += 1
-            return False
         self._arrived[window.offset] = (window, payload)
         self._arrived_items += window.count
-        return True
+
+    def on_failure(self, window: Window) -> bool:
+        """The request for ``window`` failed (after its retries): whether the scan must fail.
+
+        Not if the window started past the end, or may have (a guess made
+        before ``total`` was known: it is judged when ``total`` is, and
+        fetched again if it lies before the end).
+        """
+        offset = window.offset
+        if offset in self._doomed:
+            self._doomed.discard(offset)
+            return False
+        if self.total is not None or offset == self._start:
+            return True
+        self._guessing = False
+        self._in_flight_items -= self._in_flight.pop(offset)
+        self._unjudged[offset] = window
+        return False
+
+    def _judge_guesses(self) -> None:
+        # ``total`` was just learned: guessed windows that start past the end
+        # are checked for drift if they arrived, let go if they are in flight
+        # (or failed); a failed guess before the end is fetched again.
+        end = self._end
+        for offset in [offset for offset in self._arrived if offset >= end and offset != self._start]:
+            window, payload = self._arrived.pop(offset)
+            self._arrived_items -= window.count
+            self._checks.append((window, payload))
+            self.discarded += 1
+        for offset in [offset for offset in self._in_flight if offset >= end and offset != self._start]:
+            self._in_flight_items -= self._in_flight.pop(offset)
+            self._doomed.add(offset)
+            self.discarded += 1
+        for offset, window in self._unjudged.items():
+            if offset >= end and offset != self._start:
+                self.discarded += 1
+            else:
+                heapq.heappush(self._remainders, (offset, min(window.count, end - offset)))
+        self._unjudged.clear()
 
     def take(self) -> tuple[Window, P] | None:
         """The next page to digest, with its window, or ``None`` if it has not arrived.
@@ -255,6 +330,10 @@ class ScanPlan(Generic[P]):
         """
         if not self.has_ready():
             return None
+        if self._checks:
+            window, payload = self._checks.popleft()
+            self._taken = window
+            return window, payload
         offset = self.released if self.ordered else next(iter(self._arrived))
         window, payload = self._arrived.pop(offset)
         self._arrived_items -= window.count
@@ -278,15 +357,21 @@ class ScanPlan(Generic[P]):
         if self.total is None:
             self.total = total
             # The first windows were planned blind (or on the expected total):
-            # trim them to what exists, and drop those past the end.
+            # trim them to what exists; sort out the guesses past the end.
             self._end = max(total, self._start)
             self._next = min(self._next, self._end)
-            for offset in [offset for offset in self._arrived if offset >= self._end]:
-                past, _ = self._arrived.pop(offset)
-                self._arrived_items -= past.count
+            self._judge_guesses()
+            if self.past_end(window):
                 self.discarded += 1
         elif total != self.total:
             return Drift(total_before=self.total, total_after=total, offset=window.offset)
+        if self.past_end(window):  # read only to check its total: nothing to release
+            if n_items:
+                raise ScanError(
+                    f"the page at offset {window.offset} has {n_items} items, but total {self.total} "
+                    "leaves room for none"
+                )
+            return None
         if n_items > window.count:
             raise ScanError(
                 f"the page at offset {window.offset} has {n_items} items; {window.count} were asked"
@@ -326,9 +411,11 @@ class ScanReport:
         totals_seen: Each distinct ``total`` the server reported, in order.
         total: The ``total`` of the current (or last) pass.
         restarts: Times the scan started over after drift.
-        pages_discarded: Pages (among ``pages``) dropped unread because they
-            started past the end of the listing: planned on the ``total`` this
-            client saw last time, before the listing shrank.
+        pages_discarded: Requests that turned out not to be needed: they were
+            planned on the ``total`` this client saw last time and started
+            past the end of a listing that shrank since. Those that came back
+            were read for their ``total`` only (drift is checked on them too);
+            the others were let go (not waited for, a failure ignored).
         page_cap: The server's page-size cap, if one was learned.
         elapsed: Seconds since the scan started (final once ``finished``).
         finished: The scan ended, with every item handed on.
@@ -350,6 +437,19 @@ class ScanReport:
     def _saw_total(self, total: int) -> None:
         if not self.totals_seen or self.totals_seen[-1] != total:
             self.totals_seen.append(total)
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task was asked to stop (a cancellation nobody asked for does not count)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
+def _is_exit(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or groups, a ``KeyboardInterrupt`` or ``SystemExit``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup((KeyboardInterrupt, SystemExit)) is not None
+    return isinstance(exc, KeyboardInterrupt | SystemExit)
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -442,6 +542,8 @@ async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
                 raw = runner.take()
             except _Unreadable as unreadable:
                 raw = await runner.refetch(unreadable.window)
+                if raw is None:  # a restart, or a page past the end: take again
+                    continue
             if raw is None:
                 if not await runner.wait():
                     return
@@ -549,19 +651,26 @@ class ScanRunner(Generic[T]):
             _Unreadable: The page's body is not JSON: :meth:`refetch` it.
             BaseException: What ended the scan, once the pages before it were taken.
         """
-        taken = None if self._restarting else self._plan.take()
-        if taken is None:
-            if self._failure is not None:
-                raise self._failure
-            return None
-        window, body = taken
-        page = self._source.read(body)
-        if page is None:
-            raise _Unreadable(window)
-        return self._digest(window, page)
+        while True:
+            taken = None if self._restarting else self._plan.take()
+            if taken is None:
+                if self._failure is not None:
+                    raise self._failure
+                return None
+            window, body = taken
+            page = self._source.read(body)
+            if page is None:
+                raise _Unreadable(window)
+            digested = self._digest(window, page)
+            if digested is not None or self._restarting:
+                return digested
+            # A page past the end, read for its total only: take the next.
 
     async def refetch(self, window: Window) -> Page[Any] | None:
-        """Read ``window`` again, after its body was not JSON (most likely cut short)."""
+        """Read ``window`` again, after its body was not JSON (most likely cut short).
+
+        ``None``: nothing to hand on (a restart, or a page past the end): take again.
+        """
         self.report.retries += 1
         return self._digest(window, await self._source.refetch(window, self._count_retry))
 
@@ -591,7 +700,7 @@ class ScanRunner(Generic[T]):
             self._wake_all_workers()  # nothing left to fetch: let them return
         elif self._wake_worker():  # the look-ahead moved on, or the total is known
             self._woke = True
-        return page
+        return None if plan.past_end(window) else page
 
     def woke_workers(self) -> bool:
         """Whether the page just taken woke workers (once: the flag is cleared)."""
@@ -722,14 +831,13 @@ class ScanRunner(Generic[T]):
                 self._stopping = self._restarting = False
                 self._notify_consumer()
         except BaseException as exc:  # handed to the consumer, or re-raised
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():  # stop(): the scan is being torn down
+            if _being_cancelled():  # stop(): the scan is being torn down
                 raise
             leaf = _leaf(exc)
             if isinstance(leaf, asyncio.CancelledError):  # from below, not asked for by stop()
                 leaf = ScanError("scan workers were cancelled before the listing was complete")
             self._fail(leaf)
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
+            if _is_exit(exc):  # Ctrl-C or sys.exit() in a worker: not the scan's to turn into an error
                 raise
         finally:
             self._notify_consumer()
@@ -760,18 +868,24 @@ class ScanRunner(Generic[T]):
             self._wake_worker()
             try:
                 body = await fetch(window, self._count_retry)
-            except BetatelError as exc:
-                self._fail(exc)
-                return
+            except (BetatelError, asyncio.CancelledError) as exc:
+                if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
+                    raise  # the scan is being stopped
+                if self._pass_over():
+                    return
+                if plan.on_failure(window):
+                    self._fail(
+                        exc
+                        if isinstance(exc, BetatelError)
+                        else ScanError("a scan request was cancelled, but not by the scan")
+                    )
+                    return
+                continue  # a guess past the end, or judged when the total is known
             if self._pass_over():  # set by another task while this one waited
                 return
             report.requests += 1
             report.pages += 1
-            if not plan.on_arrival(window, body):  # past the end: dropped unread
-                report.pages_discarded = self._discarded + plan.discarded
-                if plan.finished:  # it was the last thing the plan waited for
-                    self._wake_all_workers()
-                    self._notify_consumer()
+            plan.on_arrival(window, body)
 
     def _pass_over(self) -> bool:
         return self._stopping

@@ -120,7 +120,7 @@ class ListingTotals:
 
     A scan of a listing seen before plans its first windows on this total
     instead of waiting for the first page (see ``ScanPlan``'s
-    ``expected_total``). Bounded: the least recently changed listings are
+    ``expected_total``). Bounded: the least recently seen listings are
     forgotten past ``size``; ``size=0`` remembers nothing.
     """
 
@@ -134,10 +134,10 @@ class ListingTotals:
         return self._totals.get(listing)
 
     def set(self, listing: Hashable, total: int) -> None:
-        totals = self._totals
-        if totals.get(listing) == total or not self._size:
+        if not self._size:
             return
-        totals.pop(listing, None)  # re-inserted last: the most recent
+        totals = self._totals
+        totals.pop(listing, None)  # re-inserted last: the most recently seen
         totals[listing] = total
         if len(totals) > self._size:
             del totals[next(iter(totals))]

@@ -26,6 +26,10 @@ def answer(plan: ScanPlan[None], window: Window, total: int, n_items: int) -> Dr
     return plan.on_page(window, total, n_items)
 
 
+class SimulatedScanError(Exception):
+    """The simulated scan failed: a request inside the listing failed and the plan said it matters."""
+
+
 def run_plan(
     total: int,
     page_size: int,
@@ -38,15 +42,22 @@ def run_plan(
     short_rate: float = 0.0,
     take_rate: float = 1.0,
     expected_total: int | None = None,
+    start: int = 0,
+    fail_rate: float = 0.0,
+    fail_past_end: bool = False,
 ) -> tuple[list[int], int, int]:
     """Drive a plan against the simulated server, answering in-flight windows in random order.
 
     ``short_rate``: the share of answers the server cuts to a random length
     (as well as to ``cap``). ``take_rate``: the chance that the taker takes
     what it can after an answer (it always does when nothing is in flight).
+    ``fail_rate``: the share of requests that fail; ``fail_past_end``: every
+    request starting past the end fails. A failure the plan says matters must
+    be of a window inside the listing; it raises :class:`SimulatedScanError`.
 
     Returns the items taken in order of taking, the most items ever held
-    (arrived and not taken, or in flight) and the windows dropped past the end.
+    (arrived and not taken, or in flight; past the end left out) and the
+    windows counted as guesses past the end.
     """
     items = list(range(total))
     plan: ScanPlan[list[int]] = ScanPlan(
@@ -54,7 +65,9 @@ def run_plan(
         lookahead=lookahead_pages * page_size,
         ordered=ordered,
         expected_total=expected_total,
+        start=start,
     )
+    end = max(total, start)
     rng = random.Random(seed)
     in_flight: list[Window] = []
     out: list[int] = []
@@ -64,20 +77,32 @@ def run_plan(
             in_flight.append(w)
         if in_flight:
             window = in_flight.pop(rng.randrange(len(in_flight)))
-            page = serve(items, window, cap)
-            if page and rng.random() < short_rate:
-                page = page[: rng.randint(1, len(page))]
-            plan.on_arrival(window, page)
-            peak = max(peak, plan.buffered + sum(w.count for w in in_flight))
+            past = window.offset >= end and window.offset != start
+            if (fail_past_end and past) or rng.random() < fail_rate:
+                if plan.on_failure(window):
+                    assert not past, f"a failure past the end failed the scan: {window}"
+                    raise SimulatedScanError(window)
+            else:
+                page = serve(items, window, cap)
+                if page and rng.random() < short_rate:
+                    page = page[: rng.randint(1, len(page))]
+                plan.on_arrival(window, page)
+            held = sum(w.count for w in in_flight if w.offset < end or w.offset == start)
+            peak = max(peak, plan.buffered + held)
         if in_flight and rng.random() >= take_rate:
             continue
         while (taken := plan.take()) is not None:
             taken_window, page = taken
             assert plan.on_page(taken_window, total, len(page)) is None
-            out.extend(page)
-        if not in_flight and not plan.has_window():
+            if plan.past_end(taken_window):
+                assert page == []
+            else:
+                out.extend(page)
+        if plan.finished:
             break
+        assert in_flight or plan.has_window() or plan.has_ready(), "stalled"
     assert plan.finished
+    assert all(w.offset >= end and w.offset != start for w in in_flight)  # only unneeded requests left
     return out, peak, plan.discarded
 
 
@@ -291,6 +316,9 @@ def test_pages_cut_short_at_random_and_a_slow_taker_still_give_every_item_once(
     ordered=st.booleans(),
     short_rate=st.sampled_from([0.0, 0.3]),
     take_rate=st.sampled_from([0.2, 1.0]),
+    start=st.sampled_from([0, 0, 150, 2500]),
+    fail_past_end=st.booleans(),
+    fail_rate=st.sampled_from([0.0, 0.0, 0.05]),
     seed=st.integers(0, 2**32),
 )
 def test_an_expected_total_wrong_either_way_still_gives_every_item_once(
@@ -303,27 +331,42 @@ def test_an_expected_total_wrong_either_way_still_gives_every_item_once(
     ordered: bool,
     short_rate: float,
     take_rate: float,
+    start: int,
+    fail_past_end: bool,
+    fail_rate: float,
     seed: int,
 ) -> None:
-    """The listing grew or shrank since its total was remembered: same items, same bound, bounded waste."""
-    out, peak, discarded = run_plan(
-        total,
-        page_size,
-        cap,
-        concurrency,
-        lookahead_pages,
-        ordered,
-        seed,
-        short_rate=short_rate,
-        take_rate=take_rate,
-        expected_total=expected_total,
-    )
-    assert (out if ordered else sorted(out)) == list(range(total))
+    """The listing grew or shrank since its total was remembered: same items, same bound, bounded waste.
+
+    Requests past the end may fail: that never fails the scan. Other failures
+    may, as they would without a remembered total (``run_plan`` checks that a
+    failure the plan says matters is of a window inside the listing).
+    """
+    try:
+        out, peak, discarded = run_plan(
+            total,
+            page_size,
+            cap,
+            concurrency,
+            lookahead_pages,
+            ordered,
+            seed,
+            short_rate=short_rate,
+            take_rate=take_rate,
+            expected_total=expected_total,
+            start=start,
+            fail_rate=fail_rate,
+            fail_past_end=fail_past_end,
+        )
+    except SimulatedScanError:
+        assert fail_rate > 0
+        return
+    assert (out if ordered else sorted(out)) == list(range(start, total))
     if not ordered or (cap is None and short_rate == 0):  # ordered, a remainder is never held back
         assert peak <= lookahead_pages * page_size
-    # Only windows planned before the first page was digested can fall past the
-    # end: within the look-ahead, the first one (which teaches total) excepted.
-    assert discarded <= lookahead_pages - 1
+    # Only the one wave guessed before a page arrived can fall past the end:
+    # within the requests in flight and the look-ahead, the first one excepted.
+    assert discarded <= min(concurrency, lookahead_pages) - 1
     if expected_total <= total:
         assert discarded == 0
 
@@ -350,24 +393,88 @@ def test_an_expected_total_stays_within_the_look_ahead() -> None:
     assert [plan.next_window() for _ in range(4)] == [Window(0, 10), Window(10, 10), Window(20, 10), None]
 
 
-def test_windows_past_a_shrunk_listing_are_dropped_unread() -> None:
+def test_guesses_past_a_shrunk_listing_are_let_go_or_only_checked() -> None:
     plan: ScanPlan[str] = ScanPlan(page_size=10, lookahead=100, expected_total=50)
     windows = [plan.next_window() for _ in range(5)]
     assert windows == [Window(offset, 10) for offset in range(0, 50, 10)]
-    assert plan.on_arrival(Window(30, 10), "past the end, arrived early")
+    plan.on_arrival(Window(30, 10), "past the end, arrived early")
     plan.on_arrival(Window(0, 10), "first")
     assert plan.take() == (Window(0, 10), "first")
     assert plan.on_page(Window(0, 10), 15, 10) is None  # the listing shrank to 15
-    assert plan.discarded == 1  # the page at 30, which had arrived
-    assert not plan.on_arrival(Window(40, 10), "past the end")
-    assert plan.on_arrival(Window(10, 10), "last five")
-    assert not plan.finished  # the page at 20 is still in flight
-    assert not plan.on_arrival(Window(20, 10), "past the end")
+    assert plan.discarded == 3  # 20 and 40 in flight, 30 arrived
+    assert not plan.on_failure(Window(40, 10))  # a failure past the end does not matter
+    assert plan.take() == (Window(30, 10), "past the end, arrived early")  # checked for drift first
+    assert plan.past_end(Window(30, 10))
+    assert plan.on_page(Window(30, 10), 15, 0) is None
+    plan.on_arrival(Window(10, 10), "last five")
     assert plan.take() == (Window(10, 10), "last five")
     assert plan.on_page(Window(10, 10), 15, 5) is None
-    assert plan.finished
-    assert plan.discarded == 3
+    assert plan.finished  # the request for 20 is still out, but not needed
     assert plan.items_released == 15
+    assert plan.in_flight == 1
+
+
+def test_a_guess_past_the_end_that_reports_another_total_is_drift() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, expected_total=40)
+    assert [plan.next_window() for _ in range(4)] == [Window(o, 10) for o in range(0, 40, 10)]
+    answer(plan, Window(0, 10), 15, 10)
+    plan.on_arrival(Window(30, 10), None)  # answered after 20 items were added
+    assert plan.take() == (Window(30, 10), None)
+    assert plan.on_page(Window(30, 10), 35, 5) == Drift(total_before=15, total_after=35, offset=30)
+
+
+def test_a_guess_past_the_end_with_items_and_the_same_total_is_an_error() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, expected_total=40)
+    [plan.next_window() for _ in range(4)]
+    answer(plan, Window(0, 10), 15, 10)
+    plan.on_arrival(Window(30, 10), None)
+    assert plan.take() == (Window(30, 10), None)
+    with pytest.raises(ScanError, match="leaves room for none"):
+        plan.on_page(Window(30, 10), 15, 3)
+
+
+def test_only_one_wave_is_guessed() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=1000, expected_total=1000)
+    assert [plan.next_window() for _ in range(3)] == [Window(0, 10), Window(10, 10), Window(20, 10)]
+    plan.on_arrival(Window(10, 10), None)  # a page is in: the total will be known soon
+    assert plan.next_window() is None
+    assert not plan.has_window()
+
+
+def test_a_failed_guess_waits_for_the_total_and_is_fetched_again_if_inside() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, expected_total=40)
+    assert [plan.next_window() for _ in range(4)] == [Window(o, 10) for o in range(0, 40, 10)]
+    assert not plan.on_failure(Window(10, 10))  # inside, as it turns out
+    assert not plan.on_failure(Window(30, 10))  # past the end, as it turns out
+    assert plan.next_window() is None  # no more guessing after a failure
+    answer(plan, Window(0, 10), 25, 10)
+    assert plan.discarded == 1
+    assert plan.next_window() == Window(10, 10)  # fetched again
+    assert answer(plan, Window(10, 10), 25, 10) is None
+    assert answer(plan, Window(20, 10), 25, 5) is None
+    assert plan.finished
+    assert plan.items_released == 25
+
+
+def test_the_first_window_failing_always_matters() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, expected_total=40)
+    first = plan.next_window()
+    assert first == Window(0, 10)
+    assert plan.on_failure(first)
+
+
+def test_unordered_a_guess_past_the_end_read_first_teaches_total_but_is_not_released() -> None:
+    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, ordered=False, expected_total=40)
+    [plan.next_window() for _ in range(4)]
+    plan.on_arrival(Window(30, 10), None)
+    assert plan.take() == (Window(30, 10), None)
+    assert plan.on_page(Window(30, 10), 12, 0) is None
+    assert plan.past_end(Window(30, 10))
+    assert plan.items_released == 0
+    assert plan.discarded == 2  # 20 too, still in flight
+    assert answer(plan, Window(0, 10), 12, 10) is None
+    assert answer(plan, Window(10, 10), 12, 2) is None
+    assert plan.finished
 
 
 def test_an_expected_total_cannot_be_negative() -> None:

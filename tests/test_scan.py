@@ -405,13 +405,13 @@ async def test_a_stray_cancellation_in_a_worker_ends_the_scan_with_an_error_not_
     runner._source = _StrayCancel(runner._source, at=500)  # type: ignore[assignment]
     offsets: list[int] = []
     with anyio.fail_after(5):  # a hang fails here instead of stalling the suite
-        with pytest.raises(bt.ScanError, match="before the listing was complete"):
+        with pytest.raises(bt.ScanError, match="cancelled, but not by the scan"):
             async with scan:
                 async for page in scan:
                     offsets.append(page.offset)
     assert all(offset < 500 for offset in offsets)
-    if ordered:
-        assert offsets == list(range(0, 500, 50))
+    if ordered:  # the pages that came before the failure, in order
+        assert offsets == list(range(0, 50 * len(offsets), 50))
     # The client is still usable, and nothing of the scan is left running.
     assert (await client.sims.list(count=1)).total == 2000
     assert [t for t in asyncio.all_tasks() if "_supervise" in repr(t) or "_work" in repr(t)] == []
@@ -462,8 +462,36 @@ async def test_a_listing_that_shrank_since_its_last_scan_yields_exactly_what_is_
     report = scan.report
     assert report.items == 450
     assert report.totals_seen == [450]
-    assert 3 <= report.pages_discarded <= 2 * 8 - 1  # pages at 500, 600, 700 at least; within the look-ahead
-    assert report.pages == 5 + report.pages_discarded
+    # One wave of eight was guessed (0 to 700): the pages at 500, 600 and 700 were not needed.
+    assert report.pages_discarded == 3
+    assert report.pages <= 5 + 3
+
+
+@pytest.mark.parametrize("fault", ["500", "reset", "slow"])
+async def test_requests_past_a_shrunk_listing_end_may_fail_without_failing_the_scan(
+    sandbox: Sandbox, fault: str
+) -> None:
+    async with bt.BetatelClient(
+        api_key=sandbox.api_key,
+        user_id=sandbox.user_id,
+        base_url=sandbox.url,
+        max_concurrency=8,
+        retry=bt.RetryPolicy.none(),
+        timeout=1,
+    ) as client:
+        await client.sims.list(count=1)  # remembers 2000
+        sandbox.data.delete_sims(1550)  # 450 left
+
+        def on_request(method: str, path: str, query: Mapping[str, str]) -> None:
+            if path.endswith("/sim-registries") and _offset(query) >= 450:
+                sandbox.config.faults.script.append(fault)  # only requests past the new end fail
+
+        sandbox.on_request = on_request
+        scan = client.sims.iter(page_size=100, concurrency=8)
+        async with scan:
+            assert [sim.iccid async for sim in scan] == iccids(sandbox)
+        assert scan.report.pages_discarded == 3
+        assert (await client.sims.list(count=1)).total == 450  # the client is still usable
 
 
 async def test_a_listing_that_grew_since_its_last_scan_yields_every_item(
@@ -490,3 +518,37 @@ async def test_remember_totals_false_starts_every_scan_with_one_request(sandbox:
         seen = _record_answers_before_each_request(sandbox)
         await client.sims.all(page_size=100)
     assert seen[1][1] == seen[0][1] + 1
+
+
+@pytest.mark.parametrize("on_drift", ["raise", "restart"])
+async def test_a_guess_past_the_end_answered_after_the_listing_grew_is_drift(
+    client: bt.BetatelClient, sandbox: Sandbox, on_drift: bt.DriftPolicy
+) -> None:
+    """A page fetched on the remembered total is read for its total even when it is past the end."""
+    await client.sims.list(count=1)  # remembers 2000
+    sandbox.data.delete_sims(1800)  # 200 left
+    grown: list[str] = []
+    arrived: set[int] = set()
+
+    def on_request(method: str, path: str, query: Mapping[str, str]) -> None:
+        # The first page is answered from the listing of 200; the first guess
+        # past the end that comes after it, from the listing grown to 700.
+        if path.endswith("/sim-registries"):
+            arrived.add(_offset(query))
+            if _offset(query) >= 200 and 0 in arrived and not grown:
+                grown.extend(sandbox.data.insert_sims(500, at="end"))
+
+    sandbox.on_request = on_request
+    scan = client.sims.iter(page_size=100, concurrency=8, on_drift=on_drift)
+    if on_drift == "raise":
+        with pytest.raises(bt.DriftError) as info:
+            async with scan:
+                async for _ in scan:
+                    pass
+        assert (info.value.total_before, info.value.total_after) == (200, 700)
+    else:
+        async with scan:
+            assert [sim.iccid async for sim in scan] == iccids(sandbox)
+        assert scan.report.restarts == 1
+        assert scan.report.totals_seen == [200, 700]
+    assert len(grown) == 500

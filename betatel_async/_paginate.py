@@ -198,7 +198,11 @@ class ScanPlan(Generic[P]):
 
     def past_end(self, window: Window) -> bool:
         """Whether ``window`` is a guess that started past the end (known once ``total`` is)."""
-        return self.total is not None and window.offset >= self._end and window.offset != self._start
+        return self.total is not None and self._past(window.offset)
+
+    def _past(self, offset: int) -> bool:
+        # The first window is never a guess: it is what teaches ``total``.
+        return offset >= self._end and offset != self._start
 
     def has_ready(self) -> bool:
         """Whether :meth:`take` would return a page now."""
@@ -306,21 +310,20 @@ class ScanPlan(Generic[P]):
         # ``total`` was just learned: guessed windows that start past the end
         # are checked for drift if they arrived, let go if they are in flight
         # (or failed); a failed guess before the end is fetched again.
-        end = self._end
-        for offset in [offset for offset in self._arrived if offset >= end and offset != self._start]:
+        for offset in [offset for offset in self._arrived if self._past(offset)]:
             window, payload = self._arrived.pop(offset)
             self._arrived_items -= window.count
             self._checks.append((window, payload))
             self.discarded += 1
-        for offset in [offset for offset in self._in_flight if offset >= end and offset != self._start]:
+        for offset in [offset for offset in self._in_flight if self._past(offset)]:
             self._in_flight_items -= self._in_flight.pop(offset)
             self._doomed.add(offset)
             self.discarded += 1
         for offset, window in self._unjudged.items():
-            if offset >= end and offset != self._start:
+            if self._past(offset):
                 self.discarded += 1
             else:
-                heapq.heappush(self._remainders, (offset, min(window.count, end - offset)))
+                heapq.heappush(self._remainders, (offset, min(window.count, self._end - offset)))
         self._unjudged.clear()
 
     def take(self) -> tuple[Window, P] | None:

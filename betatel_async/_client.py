@@ -82,10 +82,12 @@ class BetatelClient:
             later scan of the same listing sends its first wave of requests
             at once instead of waiting for the first page to learn
             ``total``. If the listing shrank meanwhile, the requests that
-            start past its new end are wasted (at most ``concurrency - 1``,
-            counted in ``ScanReport.pages_discarded``; not waited for, and
-            a failure of them does not fail the scan); the items are the
-            same either way. ``False``: every scan starts with one request.
+            start past its new end are wasted (at most ``concurrency - 1``
+            per pass, counted in ``ScanReport.pages_discarded``): they are
+            cancelled once the first page is read, their pages are dropped
+            unread and a failure of them does not fail the scan; the items
+            are the same either way. ``False``: every scan starts with one
+            request.
 
     Raises:
         InvalidArgumentError: A bad value (named); credentials are never echoed.

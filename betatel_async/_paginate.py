@@ -114,15 +114,17 @@ class ScanPlan(Generic[P]):
             page arrives or a request fails, so no more than one wave of
             requests is a guess. The first page digested still gives
             ``total``. A guessed window that turns out to start past the end
-            is counted in :attr:`discarded`: its request no longer holds the
-            plan back (:attr:`finished` does not wait for it), a failure of
-            it does not matter, and if its page arrives it is taken only to
-            be checked for drift (a page past the end whose ``total``
-            differs is drift, as any other), never released. A guessed
-            window whose request failed before ``total`` was known is
-            fetched again if it lies before the end. A listing that grew is
-            covered by the windows planned after the first page, as without
-            the hint.
+            is counted in :attr:`discarded` and is not needed: its page is
+            dropped unread, :attr:`finished` does not wait for its request
+            (listed in :attr:`unneeded`, for the caller to cancel), and a
+            failure of it does not matter. (Every page the scan uses is
+            still checked against the first page's ``total``: a change only
+            a page past the end could show happened after all of them were
+            answered, which a scan without the hint would not see either.)
+            A guessed window whose request failed before ``total`` was
+            known is fetched again if it lies before the end. A listing that
+            grew is covered by the windows planned after the first page, as
+            without the hint.
     """
 
     def __init__(
@@ -160,7 +162,6 @@ class ScanPlan(Generic[P]):
         self._guessing = expected_total is not None  # until a page arrives or a request fails
         self._end = 0  # once total is known: max(total, start), where windows stop
         self._doomed: set[int] = set()  # offsets in flight that start past the end
-        self._checks: deque[tuple[Window, P]] = deque()  # arrived past the end: read for drift only
         self._unjudged: dict[int, Window] = {}  # guessed windows that failed before total was known
         self.discarded = 0  # guessed windows that started past the end
 
@@ -175,9 +176,14 @@ class ScanPlan(Generic[P]):
         return self._arrived_items
 
     @property
+    def unneeded(self) -> frozenset[int]:
+        """Offsets of requests in flight that turned out to start past the end."""
+        return frozenset(self._doomed)
+
+    @property
     def pending(self) -> bool:
         """Whether a page is in flight, arrived and not taken, or taken and not digested."""
-        return bool(self._in_flight or self._arrived or self._taken or self._checks or self._unjudged)
+        return bool(self._in_flight or self._doomed or self._arrived or self._taken or self._unjudged)
 
     @property
     def finished(self) -> bool:
@@ -185,14 +191,7 @@ class ScanPlan(Generic[P]):
 
         Requests past the end still in flight do not count: they are not needed.
         """
-        if (
-            self.total is None
-            or self._in_flight
-            or self._remainders
-            or self._arrived
-            or self._taken
-            or self._checks
-        ):
+        if self.total is None or self._in_flight or self._remainders or self._arrived or self._taken:
             return False
         return self._next >= self.total
 
@@ -208,8 +207,6 @@ class ScanPlan(Generic[P]):
         """Whether :meth:`take` would return a page now."""
         if self._taken is not None:
             return False
-        if self._checks:
-            return True
         return (self.released in self._arrived) if self.ordered else bool(self._arrived)
 
     def has_window(self) -> bool:
@@ -278,11 +275,10 @@ class ScanPlan(Generic[P]):
         return window
 
     def on_arrival(self, window: Window, payload: P) -> None:
-        """The answer to ``window`` arrived: it waits to be taken."""
+        """The answer to ``window`` arrived: it waits to be taken (dropped if past the end)."""
         self._guessing = False
-        if window.offset in self._doomed:  # past the end: read only to check its total
+        if window.offset in self._doomed:
             self._doomed.discard(window.offset)
-            self._checks.append((window, payload))
             return
         self._in_flight_items -= self._in_flight.pop(window.offset)
         self._arrived[window.offset] = (window, payload)
@@ -308,12 +304,11 @@ class ScanPlan(Generic[P]):
 
     def _judge_guesses(self) -> None:
         # ``total`` was just learned: guessed windows that start past the end
-        # are checked for drift if they arrived, let go if they are in flight
-        # (or failed); a failed guess before the end is fetched again.
+        # are dropped if they arrived, let go if they are in flight (or
+        # failed); a failed guess before the end is fetched again.
         for offset in [offset for offset in self._arrived if self._past(offset)]:
-            window, payload = self._arrived.pop(offset)
+            window, _ = self._arrived.pop(offset)
             self._arrived_items -= window.count
-            self._checks.append((window, payload))
             self.discarded += 1
         for offset in [offset for offset in self._in_flight if self._past(offset)]:
             self._in_flight_items -= self._in_flight.pop(offset)
@@ -333,10 +328,6 @@ class ScanPlan(Generic[P]):
         """
         if not self.has_ready():
             return None
-        if self._checks:
-            window, payload = self._checks.popleft()
-            self._taken = window
-            return window, payload
         offset = self.released if self.ordered else next(iter(self._arrived))
         window, payload = self._arrived.pop(offset)
         self._arrived_items -= window.count
@@ -368,7 +359,7 @@ class ScanPlan(Generic[P]):
                 self.discarded += 1
         elif total != self.total:
             return Drift(total_before=self.total, total_after=total, offset=window.offset)
-        if self.past_end(window):  # read only to check its total: nothing to release
+        if self.past_end(window):  # unordered, taken before total was known: nothing to release
             if n_items:
                 raise ScanError(
                     f"the page at offset {window.offset} has {n_items} items, but total {self.total} "
@@ -416,9 +407,9 @@ class ScanReport:
         restarts: Times the scan started over after drift.
         pages_discarded: Requests that turned out not to be needed: they were
             planned on the ``total`` this client saw last time and started
-            past the end of a listing that shrank since. Those that came back
-            were read for their ``total`` only (drift is checked on them too);
-            the others were let go (not waited for, a failure ignored).
+            past the end of a listing that shrank since. Their pages are
+            dropped unread; those still in flight are cancelled, and a
+            failure of them is ignored.
         page_cap: The server's page-size cap, if one was learned.
         elapsed: Seconds since the scan started (final once ``finished``).
         finished: The scan ended, with every item handed on.
@@ -628,6 +619,8 @@ class ScanRunner(Generic[T]):
         self._stopping = False  # the current pass is over: workers stop and hand in nothing more
         self._woke = False  # the page just taken woke workers
         self._idle: deque[asyncio.Future[None]] = deque()
+        # Offset -> cancel scope of a request made before total was known.
+        self._guesses: dict[int, anyio.CancelScope] = {}
         self._consumer: asyncio.Future[None] | None = None
         self._scope: anyio.CancelScope | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -681,8 +674,14 @@ class ScanRunner(Generic[T]):
         plan, report = self._plan, self.report
         report._saw_total(page.total)
         self._source.saw_total(page.total)
+        learning = plan.total is None
         drift = plan.on_page(window, page.total, len(page.items))
         report.pages_discarded = self._discarded + plan.discarded
+        if learning:
+            for offset in plan.unneeded:  # guesses past the end: let them go at once
+                scope = self._guesses.get(offset)
+                if scope is not None:
+                    scope.cancel()
         if drift is not None:
             if self._on_drift == "restart" and report.restarts < self._max_restarts:
                 report.restarts += 1
@@ -870,7 +869,10 @@ class ScanRunner(Generic[T]):
                 continue
             self._wake_worker()
             try:
-                body = await fetch(window, self._count_retry)
+                if plan.total is None:  # the first page or a guess: may turn out not to be needed
+                    body = await self._fetch_guess(window)
+                else:
+                    body = await fetch(window, self._count_retry)
             except (BetatelError, asyncio.CancelledError) as exc:
                 if isinstance(exc, asyncio.CancelledError) and _being_cancelled():
                     raise  # the scan is being stopped
@@ -886,9 +888,22 @@ class ScanRunner(Generic[T]):
                 continue  # a guess past the end, or judged when the total is known
             if self._pass_over():  # set by another task while this one waited
                 return
+            if body is None:  # a guess past the end, let go
+                plan.on_failure(window)
+                continue
             report.requests += 1
             report.pages += 1
             plan.on_arrival(window, body)
+
+    async def _fetch_guess(self, window: Window) -> bytes | None:
+        """Fetch a window planned before ``total`` was known; ``None`` if it was let go (past the end)."""
+        with anyio.CancelScope() as scope:
+            self._guesses[window.offset] = scope
+            try:
+                return await self._source.fetch(window, self._count_retry)
+            finally:
+                del self._guesses[window.offset]
+        return None
 
     def _pass_over(self) -> bool:
         return self._stopping

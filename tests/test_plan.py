@@ -393,7 +393,7 @@ def test_an_expected_total_stays_within_the_look_ahead() -> None:
     assert [plan.next_window() for _ in range(4)] == [Window(0, 10), Window(10, 10), Window(20, 10), None]
 
 
-def test_guesses_past_a_shrunk_listing_are_let_go_or_only_checked() -> None:
+def test_guesses_past_a_shrunk_listing_are_dropped_or_let_go() -> None:
     plan: ScanPlan[str] = ScanPlan(page_size=10, lookahead=100, expected_total=50)
     windows = [plan.next_window() for _ in range(5)]
     assert windows == [Window(offset, 10) for offset in range(0, 50, 10)]
@@ -402,35 +402,19 @@ def test_guesses_past_a_shrunk_listing_are_let_go_or_only_checked() -> None:
     assert plan.take() == (Window(0, 10), "first")
     assert plan.on_page(Window(0, 10), 15, 10) is None  # the listing shrank to 15
     assert plan.discarded == 3  # 20 and 40 in flight, 30 arrived
+    assert plan.unneeded == {20, 40}  # for the caller to cancel
     assert not plan.on_failure(Window(40, 10))  # a failure past the end does not matter
-    assert plan.take() == (Window(30, 10), "past the end, arrived early")  # checked for drift first
-    assert plan.past_end(Window(30, 10))
-    assert plan.on_page(Window(30, 10), 15, 0) is None
+    assert plan.unneeded == {20}
     plan.on_arrival(Window(10, 10), "last five")
-    assert plan.take() == (Window(10, 10), "last five")
+    assert plan.take() == (Window(10, 10), "last five")  # the page at 30 was dropped unread
     assert plan.on_page(Window(10, 10), 15, 5) is None
     assert plan.finished  # the request for 20 is still out, but not needed
     assert plan.items_released == 15
     assert plan.in_flight == 1
-
-
-def test_a_guess_past_the_end_that_reports_another_total_is_drift() -> None:
-    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, expected_total=40)
-    assert [plan.next_window() for _ in range(4)] == [Window(o, 10) for o in range(0, 40, 10)]
-    answer(plan, Window(0, 10), 15, 10)
-    plan.on_arrival(Window(30, 10), None)  # answered after 20 items were added
-    assert plan.take() == (Window(30, 10), None)
-    assert plan.on_page(Window(30, 10), 35, 5) == Drift(total_before=15, total_after=35, offset=30)
-
-
-def test_a_guess_past_the_end_with_items_and_the_same_total_is_an_error() -> None:
-    plan: ScanPlan[None] = ScanPlan(page_size=10, lookahead=100, expected_total=40)
-    [plan.next_window() for _ in range(4)]
-    answer(plan, Window(0, 10), 15, 10)
-    plan.on_arrival(Window(30, 10), None)
-    assert plan.take() == (Window(30, 10), None)
-    with pytest.raises(ScanError, match="leaves room for none"):
-        plan.on_page(Window(30, 10), 15, 3)
+    plan.on_arrival(Window(20, 10), "past the end, came back late")
+    assert plan.take() is None
+    assert plan.finished
+    assert plan.in_flight == 0
 
 
 def test_only_one_wave_is_guessed() -> None:

@@ -521,34 +521,61 @@ async def test_remember_totals_false_starts_every_scan_with_one_request(sandbox:
 
 
 @pytest.mark.parametrize("on_drift", ["raise", "restart"])
-async def test_a_guess_past_the_end_answered_after_the_listing_grew_is_drift(
+async def test_a_change_after_every_needed_page_was_answered_is_not_drift(
     client: bt.BetatelClient, sandbox: Sandbox, on_drift: bt.DriftPolicy
 ) -> None:
-    """A page fetched on the remembered total is read for its total even when it is past the end."""
+    """Guesses past the end are dropped unread: the listing as it was when its pages were answered."""
     await client.sims.list(count=1)  # remembers 2000
     sandbox.data.delete_sims(1800)  # 200 left
+    before = iccids(sandbox)
     grown: list[str] = []
     arrived: set[int] = set()
 
     def on_request(method: str, path: str, query: Mapping[str, str]) -> None:
-        # The first page is answered from the listing of 200; the first guess
-        # past the end that comes after it, from the listing grown to 700.
+        # Both pages the scan needs are answered from the listing of 200; a
+        # guess past the end that comes after them, from the listing grown to 700.
         if path.endswith("/sim-registries"):
             arrived.add(_offset(query))
-            if _offset(query) >= 200 and 0 in arrived and not grown:
+            if _offset(query) >= 200 and {0, 100} <= arrived and not grown:
                 grown.extend(sandbox.data.insert_sims(500, at="end"))
 
     sandbox.on_request = on_request
     scan = client.sims.iter(page_size=100, concurrency=8, on_drift=on_drift)
-    if on_drift == "raise":
-        with pytest.raises(bt.DriftError) as info:
+    async with scan:
+        assert [sim.iccid async for sim in scan] == before
+    assert scan.report.totals_seen == [200]
+    assert scan.report.restarts == 0
+    assert scan.report.pages_discarded == 6
+
+
+async def test_guesses_past_a_shrunk_end_are_cancelled_not_waited_for(sandbox: Sandbox) -> None:
+    """Slow requests past the end hold no request slot: the capped first page's remainders still go out."""
+    async with bt.BetatelClient(
+        api_key=sandbox.api_key,
+        user_id=sandbox.user_id,
+        base_url=sandbox.url,
+        max_concurrency=8,
+        retry=bt.RetryPolicy(max_attempts=2, backoff_base=0.01),
+    ) as client:
+        await client.sims.list(count=1)  # remembers 2000
+        sandbox.data.delete_sims(1940)  # 60 left
+        sandbox.config.page_cap = 20  # the rest of the first page is fetched in two remainders
+        sandbox.config.faults.slow_seconds = 30.0
+        throttled: list[int] = []
+
+        def on_request(method: str, path: str, query: Mapping[str, str]) -> None:
+            if not path.endswith("/sim-registries"):
+                return
+            if _offset(query) == 0 and not throttled:
+                throttled.append(0)
+                sandbox.config.faults.script.append("429")  # halves the client's limit: 8 -> 4
+            else:
+                sandbox.config.faults.script.append("slow" if _offset(query) >= 100 else "ok")
+
+        sandbox.on_request = on_request
+        scan = client.sims.iter(page_size=100, concurrency=8)
+        with anyio.fail_after(10):  # a scan waiting for the 30 s guesses fails here
             async with scan:
-                async for _ in scan:
-                    pass
-        assert (info.value.total_before, info.value.total_after) == (200, 700)
-    else:
-        async with scan:
-            assert [sim.iccid async for sim in scan] == iccids(sandbox)
-        assert scan.report.restarts == 1
-        assert scan.report.totals_seen == [200, 700]
-    assert len(grown) == 500
+                assert [sim.iccid async for sim in scan] == iccids(sandbox)
+        assert scan.report.pages_discarded == 7
+        assert scan.report.page_cap == 20

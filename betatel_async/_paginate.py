@@ -64,9 +64,11 @@ DriftPolicy = Literal["raise", "restart"]
 - ``"raise"``: stop and raise :class:`~betatel_async.DriftError` (after the
   items from pages read before the change).
 - ``"restart"``: start the listing over (at most ``max_restarts`` times),
-  skipping items whose key was already yielded. Every item present at the end
-  is yielded exactly once; an item deleted during the scan may have been
-  yielded before it was deleted. Keeps the keys of yielded items in memory.
+  skipping items whose key was already yielded. Every item present when the
+  last page the scan used was answered is yielded exactly once (a change
+  after that is seen by no offset scan); an item deleted during the scan may
+  have been yielded before it was deleted. Keeps the keys of yielded items in
+  memory.
 """
 
 

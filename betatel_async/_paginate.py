@@ -662,7 +662,7 @@ class ScanRunner(Generic[T]):
             digested = self._digest(window, page)
             if digested is not None or self._restarting:
                 return digested
-            # A page past the end, read for its total only: take the next.
+            # A guess past the end (it taught the total; nothing to hand on): take the next.
 
     async def refetch(self, window: Window) -> Page[Any] | None:
         """Read ``window`` again, after its body was not JSON (most likely cut short).
@@ -675,9 +675,10 @@ class ScanRunner(Generic[T]):
     def _digest(self, window: Window, page: Page[Any]) -> Page[Any] | None:
         plan, report = self._plan, self.report
         report._saw_total(page.total)
-        self._source.saw_total(page.total)
         learning = plan.total is None
         drift = plan.on_page(window, page.total, len(page.items))
+        if learning or drift is not None:  # the listing's total is new to this scan: remember it
+            self._source.saw_total(page.total)
         report.pages_discarded = self._discarded + plan.discarded
         if learning:
             for offset in plan.unneeded:  # guesses past the end: let them go at once

@@ -186,6 +186,8 @@ class APIStatusError(APIError):
         status: The HTTP status code.
         message: The server's ``message`` from the error body, or the reason phrase.
         retry_after: Seconds the server asked us to wait (``Retry-After``), if it said.
+        date: The response's ``Date`` header as sent (the time on the server's
+            clock, e.g. ``"Tue, 15 Nov 1994 08:12:31 GMT"``), or ``None``.
     """
 
     def __init__(
@@ -197,11 +199,13 @@ class APIStatusError(APIError):
         path: str = "",
         attempts: int = 1,
         retry_after: float | None = None,
+        date: str | None = None,
     ) -> None:
         super().__init__(f"HTTP {status}: {message}", method=method, path=path, attempts=attempts)
         self.status = status
         self.message = message
         self.retry_after = retry_after
+        self.date = date
 
 
 class BadRequestError(APIStatusError):

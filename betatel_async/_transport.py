@@ -254,6 +254,7 @@ class Transport:
             attempt += 1
             status: int | None = None
             retry_after: float | None = None
+            date: str | None = None
             error: APIError
             error_kind: str | None = None
             t0 = time.monotonic()
@@ -280,6 +281,7 @@ class Transport:
                         raw = await resp.read()
                         if not 200 <= status < 300:
                             retry_after = retry_after_from_headers(resp.headers)
+                            date = resp.headers.get("Date")  # the server's clock, for create's read-back
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     error, error_kind = map_aiohttp_error(exc, method=method, path=full_path)
                     error.__cause__ = exc
@@ -310,7 +312,7 @@ class Transport:
                         self.budget.release_success(retried_cost)
                         return Response(status=status, data=data, attempts=attempt)
                 else:
-                    error = self._status_error(status, raw, method, full_path, retry_after)
+                    error = self._status_error(status, raw, method, full_path, retry_after, date)
             else:
                 logger.debug(
                     "%s %s -> %s (attempt %d, %.1f ms)",
@@ -351,7 +353,7 @@ class Transport:
             raise error
 
     def _status_error(
-        self, status: int, raw: bytes, method: str, path: str, retry_after: float | None
+        self, status: int, raw: bytes, method: str, path: str, retry_after: float | None, date: str | None
     ) -> APIStatusError:
         if 300 <= status < 400:
             return APIStatusError(
@@ -368,7 +370,7 @@ class Transport:
         fallback = raw[:200].decode("utf-8", "replace").strip() or f"HTTP {status}"
         message = self._redact(_error_message(data, fallback))
         cls = status_error_class(status)
-        return cls(message, status=status, method=method, path=path, retry_after=retry_after)
+        return cls(message, status=status, method=method, path=path, retry_after=retry_after, date=date)
 
 
 async def close_session(session: aiohttp.ClientSession) -> None:

@@ -11,6 +11,7 @@ aiohttp's own 404 and 405 included, leaves as ``{"message", "statusCode"}`` JSON
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import random
 import re
 import socket
@@ -177,7 +178,14 @@ def create_app(config: SandboxConfig | None = None, data: SandboxData | None = N
     app = web.Application(middlewares=[_middleware])
     app[_SANDBOX] = Sandbox(config, data)
     app.add_routes(_routes())
+    app.on_response_prepare.append(_date_header)
     return app
+
+
+async def _date_header(request: web.Request, response: web.StreamResponse) -> None:
+    # One server, one clock: the Date header follows ``data.now``, as the
+    # timestamps of created packages do, so a test that moves one moves both.
+    response.headers["Date"] = email.utils.formatdate(request.app[_SANDBOX].data.now(), usegmt=True)
 
 
 # -- the middleware: counting, latency, hook, faults, auth, errors ---------------------------

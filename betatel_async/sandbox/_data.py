@@ -349,6 +349,7 @@ class SandboxData:
         sponsors: ``{id, name, mcc_mnc}`` of each IMSI sponsor (mobile network).
         now: Clock for packages created, activated and terminated through the
             API, in seconds; default ``time.time``. Replace it for exact timestamps.
+            The sandbox's ``Date`` response header reads this clock too.
     """
 
     def __init__(self, *, sims: int = 1000, seed: int = 0) -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+import anyio
 import pytest
 from aiohttp import web
 
@@ -80,7 +81,11 @@ async def test_recipe_web_app_shares_one_client(sandbox: Sandbox, monkeypatch: p
 
 
 async def provision_worker(
-    client: bt.BetatelClient, queue: asyncio.Queue[str], template: int, done: list[bt.Package]
+    client: bt.BetatelClient,
+    queue: asyncio.Queue[str],
+    template: int,
+    done: list[bt.Package],
+    failed: dict[str, Exception],
 ) -> None:
     while True:
         iccid = await queue.get()
@@ -88,37 +93,76 @@ async def provision_worker(
             package = await client.packages.create(sim=iccid, package_template=template)
             await client.packages.activate(package.id)
             done.append(package)
+        except Exception as exc:  # noqa: BLE001 - a worker records any failure and goes on
+            failed[iccid] = exc
         finally:
             queue.task_done()
 
 
 async def provision(
     client: bt.BetatelClient, iccids: list[str], template: int, workers: int = 4
-) -> list[bt.Package]:
+) -> tuple[list[bt.Package], dict[str, Exception]]:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for iccid in iccids:
         queue.put_nowait(iccid)
     done: list[bt.Package] = []
-    tasks = [asyncio.create_task(provision_worker(client, queue, template, done)) for _ in range(workers)]
+    failed: dict[str, Exception] = {}
+    tasks = [
+        asyncio.create_task(provision_worker(client, queue, template, done, failed)) for _ in range(workers)
+    ]
     await queue.join()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return done
+    return done, failed
+
+
+def _free_and_taken(sandbox: Sandbox) -> tuple[list[str], list[str]]:
+    """ICCIDs without any package, and ICCIDs with a live one."""
+    packages = sandbox.data.packages_list()
+    taken = {p["sim"] for p in packages}
+    free = [s["iccid"] for s in sandbox.data.sims_list() if s["iccid"] not in taken]
+    live = sorted({p["sim"] for p in packages if p["status"] != "TERMINATED"})
+    return free, live
 
 
 async def test_recipe_queue_worker_creates_and_activates(sandbox: Sandbox) -> None:
-    taken = {p["sim"] for p in sandbox.data.packages_list()}
-    free = [s["iccid"] for s in sandbox.data.sims_list() if s["iccid"] not in taken][:40]
+    free = _free_and_taken(sandbox)[0][:40]
     template = sandbox.data.packages_list()[0]["package_template"]
     async with bt.BetatelClient(
         api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url, max_concurrency=4
     ) as client:
-        done = await provision(client, free, template)
+        done, failed = await provision(client, free, template)
+        assert failed == {}
         assert sorted(p.sim or "" for p in done) == sorted(free)
         active = await client.packages.all(status="ACTIVE")
     assert set(free) <= {p.sim for p in active}
     assert sandbox.stats.max_in_flight <= 4
+
+
+async def test_recipe_queue_worker_records_failures_and_goes_on(sandbox: Sandbox) -> None:
+    """More failing creates than workers: every worker meets one, and the queue still drains."""
+    free, live = _free_and_taken(sandbox)
+    template = sandbox.data.packages_list()[0]["package_template"]
+    failing = live[:10]  # the sandbox answers 409: each SIM already has a live package
+    iccids = [iccid for pair in zip(failing, free[:10], strict=True) for iccid in pair]
+    async with bt.BetatelClient(
+        api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url, max_concurrency=4
+    ) as client:
+        with anyio.fail_after(15):  # the old recipe hung here for ever
+            done, failed = await provision(client, iccids, template)
+        assert sorted(failed) == sorted(failing)
+        assert all(isinstance(exc, bt.ConflictError) for exc in failed.values())
+        assert sorted(p.sim or "" for p in done) == sorted(free[:10])
+
+        # Re-running the whole job is safe: nothing new is made, and each SIM says why.
+        packages_before = len(sandbox.data.packages_list())
+        with anyio.fail_after(15):
+            done, failed = await provision(client, iccids, template)
+    assert done == []
+    assert sorted(failed) == sorted(iccids)
+    assert all(isinstance(exc, bt.ConflictError) for exc in failed.values())
+    assert len(sandbox.data.packages_list()) == packages_before
 
 
 # --- recipe: a bulk export in a few lines -------------------------------------------

@@ -888,11 +888,13 @@ def test_command_line_arguments_build_the_config() -> None:
         [
             "--sims", "10", "--seed", "4", "--latency-ms", "25", "--page-cap", "50",
             "--fault-rate", "0.1", "--fault-kinds", "429=2,reset", "--sim-shape", "mixed",
+            "--qr-response", "html",
         ]
     )  # fmt: skip
     config = config_from_args(args)
     assert (config.sims, config.seed, config.latency, config.page_cap) == (10, 4, 0.025, 50)
     assert config.sim_shape == "mixed"
+    assert config.qr_response == "html"
     assert (config.faults.rate, config.faults.kinds) == (0.1, {"429": 2.0, "reset": 1.0})
     assert isinstance(args, argparse.Namespace)
 
@@ -903,6 +905,7 @@ def test_command_line_arguments_build_the_config() -> None:
         (["--host", "0.0.0.0"], "host"),  # noqa: S104
         (["--latency-ms", "-5"], "latency"),
         (["--fault-kinds", "teapot"], "kinds"),
+        (["--qr-response", "gif"], "qr-response"),
     ],
 )
 def test_command_line_refuses_bad_values(

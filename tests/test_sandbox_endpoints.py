@@ -473,6 +473,14 @@ async def test_euicc_profiles_are_the_same_for_the_same_seed() -> None:
     assert len(set(codes)) == len(codes)
 
 
+def test_profiles_depend_on_the_seed_and_not_only_on_the_iccid() -> None:
+    one, other = SandboxData(sims=0, seed=3), SandboxData(sims=0, seed=4)
+    [iccid] = one.insert_sims(1)
+    assert other.insert_sims(1) == [iccid]  # an empty listing gives both the same first ICCID
+    assert one.euicc_profile(iccid)["activation_code"] != other.euicc_profile(iccid)["activation_code"]
+    assert one.euicc_profile(iccid) == one.euicc_profile(iccid)
+
+
 @pytest.mark.parametrize("suffix", ["", "/qrcode"])
 @pytest.mark.parametrize(
     ("iccid", "status"),

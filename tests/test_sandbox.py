@@ -101,9 +101,22 @@ def free_sim(sandbox: Sandbox) -> str:
     ],
 )
 async def test_requests_without_both_credentials_get_401(sandbox: Sandbox, headers: dict[str, str]) -> None:
+    iccid = sandbox.data.sims_list()[0]["iccid"]
+    requests = [
+        ("GET", "/sim-registries"),
+        ("GET", "/packages/pkg_100000"),
+        ("GET", "/no-such-route"),
+        ("GET", "/countries"),
+        ("GET", "/package-templates"),
+        ("POST", "/package-templates"),
+        ("GET", f"/euicc-profiles/{iccid}"),
+        ("GET", f"/euicc-profiles/{iccid}/qrcode"),
+        ("GET", f"/sim-pcr-profiles/{iccid}"),
+        ("PUT", f"/sim-pcr-profiles/{iccid}"),
+    ]
     async with aiohttp.ClientSession(sandbox.url, headers=headers) as session:
-        for path in ("/sim-registries", "/packages/pkg_100000", "/no-such-route"):
-            async with session.get(API_PREFIX + path) as response:
+        for method, path in requests:
+            async with session.request(method, API_PREFIX + path) as response:
                 assert response.status == 401
                 assert response.content_type == "application/json"
                 assert await response.json() == {
@@ -112,10 +125,19 @@ async def test_requests_without_both_credentials_get_401(sandbox: Sandbox, heade
                 }
 
 
-async def test_status_needs_no_credentials(sandbox: Sandbox) -> None:
+async def test_status_needs_no_credentials_and_says_version_and_uptime(sandbox: Sandbox) -> None:
+    sandbox.started_at -= 3600  # as if started an hour ago
     async with aiohttp.ClientSession(sandbox.url) as session:
         status, body, _ = await call(session, "GET", "/api/v1/status", prefix="")
-    assert (status, body) == (200, {"status": "ok"})
+        # Only the status path goes without credentials: its neighbours still need them.
+        for path in ("/api/v1/esim/countries", "/api/v1/status/", "/api/v1/statusx"):
+            assert (await call(session, "GET", path, prefix=""))[0] in {401, 404}, path
+        assert (await call(session, "GET", "/api/v1/esim/countries", prefix=""))[0] == 401
+    assert status == 200
+    assert set(body) == {"status", "version", "uptime"}
+    assert (body["status"], body["version"]) == ("ok", "1.0.4")
+    assert type(body["uptime"]) is int
+    assert 3600 <= body["uptime"] < 3600 + 60
 
 
 async def test_router_errors_are_json_too(http: aiohttp.ClientSession) -> None:
@@ -143,6 +165,12 @@ async def test_router_errors_are_json_too(http: aiohttp.ClientSession) -> None:
         ("/packages", {"package_template": "x"}, "package_template"),
         ("/packages", {"inventory": "1,2"}, "inventory"),
         ("/package-templates", {"count": "-5"}, "count"),
+        ("/package-templates", {"inventory": "1.5"}, "inventory"),
+        ("/package-templates", {"inventory": "x"}, "inventory"),
+        ("/inventories", {"company": "acme"}, "company"),
+        ("/inventories", {"company": ""}, "company"),
+        ("/countries", {"count": "0"}, "count"),
+        ("/countries", {"offset": "-1"}, "offset"),
     ],
 )
 async def test_bad_query_parameters_get_400_naming_the_parameter(
@@ -165,7 +193,13 @@ async def test_unknown_query_parameters_are_ignored(http: aiohttp.ClientSession)
 
 @pytest.mark.parametrize(
     ("path", "key", "default_count"),
-    [("/inventories", "inventories", 20), ("/sim-registries", "sims", 100), ("/packages", "packages", 20)],
+    [
+        ("/inventories", "inventories", 20),
+        ("/sim-registries", "sims", 100),
+        ("/packages", "packages", 20),
+        ("/package-templates", "package_templates", 20),
+        ("/countries", "countries", 1000),
+    ],
 )
 async def test_listings_default_to_offset_0_and_the_documented_count(
     http: aiohttp.ClientSession, path: str, key: str, default_count: int
@@ -362,7 +396,13 @@ async def test_package_lifecycle_create_activate_terminate(
 
     pid = created["id"]
     detail = await get(http, f"/packages/{pid}")
-    assert detail["package_template"] == created["package_template"]
+    assert detail["package_template"] == template  # the whole template, not the create's summary
+    assert set(created["package_template"]) == {
+        "id", "name", "voice_usage_allowance", "data_usage_allowance", "sms_usage_allowance",
+        "time_allowance", "activation_time_allowance",
+    }  # fmt: skip
+    assert created["package_template"].items() <= template.items()
+    assert {**created, "package_template": template} == {**detail, "apn": template["apn"]}
     assert "apn" not in detail
     listed = await get(http, "/packages", sim=sim)
     assert listed["packages"] == [{**detail, "package_template": template["id"]}]
@@ -468,7 +508,8 @@ def test_data_operations_raise_the_api_errors() -> None:
 
 def test_same_seed_same_data_other_seed_other_data() -> None:
     one, two, other = (SandboxData(sims=500, seed=seed) for seed in (7, 7, 8))
-    for listing in ("sims_list", "packages_list", "inventories_list", "package_templates_list"):
+    listings = ("sims_list", "packages_list", "inventories_list", "package_templates_list", "countries_list")
+    for listing in listings:
         assert getattr(one, listing)() == getattr(two, listing)()
     assert one.companies == two.companies
     assert one.sims_list() != other.sims_list()
@@ -761,6 +802,7 @@ async def test_random_faults_are_reproducible_from_the_seed() -> None:
         ({"max_count": 0}, "max_count"),
         ({"sim_shape": "flat"}, "sim_shape"),
         ({"action_response": "json"}, "action_response"),
+        ({"qr_response": "jpeg"}, "qr_response"),
     ],
 )
 def test_bad_config_values_raise_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
@@ -846,11 +888,13 @@ def test_command_line_arguments_build_the_config() -> None:
         [
             "--sims", "10", "--seed", "4", "--latency-ms", "25", "--page-cap", "50",
             "--fault-rate", "0.1", "--fault-kinds", "429=2,reset", "--sim-shape", "mixed",
+            "--qr-response", "html",
         ]
     )  # fmt: skip
     config = config_from_args(args)
     assert (config.sims, config.seed, config.latency, config.page_cap) == (10, 4, 0.025, 50)
     assert config.sim_shape == "mixed"
+    assert config.qr_response == "html"
     assert (config.faults.rate, config.faults.kinds) == (0.1, {"429": 2.0, "reset": 1.0})
     assert isinstance(args, argparse.Namespace)
 
@@ -861,6 +905,7 @@ def test_command_line_arguments_build_the_config() -> None:
         (["--host", "0.0.0.0"], "host"),  # noqa: S104
         (["--latency-ms", "-5"], "latency"),
         (["--fault-kinds", "teapot"], "kinds"),
+        (["--qr-response", "gif"], "qr-response"),
     ],
 )
 def test_command_line_refuses_bad_values(

@@ -19,6 +19,7 @@ from ._config import (
     DEFAULT_USER_ID,
     ActionResponse,
     FaultConfig,
+    QrResponse,
     SandboxConfig,
     SimShape,
 )
@@ -44,6 +45,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=get_args(ActionResponse),
         default="no_content",
         help="activate/terminate answer: 204 or 200 true",
+    )
+    add(
+        "--qr-response",
+        choices=get_args(QrResponse),
+        default="png",
+        help="eSIM QR code answer: the PNG, or an empty or HTML body a client must refuse",
     )
     add("--fault-rate", type=float, default=0.0, help="probability a request faults, 0..1")
     add(
@@ -86,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         max_count=args.max_count,
         sim_shape=args.sim_shape,
         action_response=args.action_response,
+        qr_response=args.qr_response,
         faults=faults,
         api_key=args.api_key,
         user_id=args.user_id,

@@ -57,6 +57,11 @@ def check_iccid(name: str, value: object) -> str:
     return value
 
 
+def check_optional_iccid(name: str, value: object) -> str | None:
+    """``None`` or an ICCID (a filter), as :func:`check_iccid`."""
+    return None if value is None else check_iccid(name, value)
+
+
 def check_choice(name: str, value: object, choices: Collection[str]) -> str | None:
     """``None`` or one of ``choices`` (exact text)."""
     if value is None:

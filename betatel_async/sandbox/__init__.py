@@ -15,7 +15,7 @@ truncated or malformed bodies, stalls, a create committed but not answered)::
 From a shell: ``python -m betatel_async.sandbox --sims 100000 --latency-ms 25``.
 """
 
-from ._app import API_PREFIX, STATUS_PATH, OnRequest, Sandbox, SandboxStats, create_app
+from ._app import API_PREFIX, API_VERSION, STATUS_PATH, OnRequest, Sandbox, SandboxStats, create_app
 from ._cli import main
 from ._config import (
     DEFAULT_API_KEY,
@@ -23,6 +23,7 @@ from ._config import (
     FAULT_KINDS,
     ActionResponse,
     FaultConfig,
+    QrResponse,
     SandboxConfig,
     SimShape,
 )
@@ -39,6 +40,7 @@ from ._server import serve
 
 __all__ = [
     "API_PREFIX",
+    "API_VERSION",
     "DEFAULT_API_KEY",
     "DEFAULT_USER_ID",
     "FAULT_KINDS",
@@ -49,6 +51,7 @@ __all__ = [
     "ActionResponse",
     "FaultConfig",
     "OnRequest",
+    "QrResponse",
     "Resource",
     "Row",
     "Sandbox",

@@ -15,6 +15,7 @@ import random
 import re
 import socket
 import struct
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -26,13 +27,16 @@ from aiohttp import web
 
 from ._config import NO_FAULT, FaultConfig, SandboxConfig, is_status_fault
 from ._data import PACKAGE_STATUSES, Resource, Row, SandboxData, SandboxError
+from ._qr import qr_png
 
-__all__ = ["API_PREFIX", "STATUS_PATH", "OnRequest", "Sandbox", "SandboxStats", "create_app"]
+__all__ = ["API_PREFIX", "API_VERSION", "STATUS_PATH", "OnRequest", "Sandbox", "SandboxStats", "create_app"]
 
 #: Every API path starts here; only these routes need credentials and get faults.
 API_PREFIX = "/api/v1/esim"
 #: Health check, from the host root, without credentials.
 STATUS_PATH = "/api/v1/status"
+#: The API version the sandbox behaves like, and the ``version`` its status answers.
+API_VERSION = "1.0.4"
 
 #: ``on_request(method, path, query)``: called before each request is answered.
 OnRequest = Callable[[str, str, dict[str, str]], object]
@@ -41,6 +45,9 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # ASCII digits only, at most 18 of them: int() alone would also take "+1", " 1",
 # "1_0", Arabic-Indic digits, and raise past 4300 digits.
 _INT = re.compile(r"-?[0-9]{1,18}")
+# The eUICC and PCR endpoints' ICCIDs: 18 to 22 ASCII digits (ITU-T E.118 allows
+# up to 22; the API documents 19-20, and a client must not be stricter than the server).
+_ICCID = re.compile(r"[0-9]{18,22}")
 _JSON = "application/json"
 
 
@@ -53,8 +60,10 @@ class SandboxStats:
         by_route: Requests by ``(method, route name)``; route names are
             ``inventories``, ``sims``, ``sim``, ``packages`` (GET list and POST
             create), ``package``, ``activate_package``, ``terminate_package``,
-            ``package_templates``, ``package_template``, ``countries``,
-            ``status``, or ``unmatched``.
+            ``package_templates`` (GET list and POST create),
+            ``package_template``, ``countries``, ``euicc_profile``,
+            ``euicc_qrcode``, ``pcr_profile`` (GET and PUT), ``status``, or
+            ``unmatched``.
         by_status: Responses by HTTP status. A dropped connection (``reset``,
             ``commit_drop``) sends none and is not counted here.
         faults: Faults applied, by kind.
@@ -92,15 +101,18 @@ class Sandbox:
         on_request: None, or a plain function called as
             ``on_request(method, path, query)`` as each request arrives, before
             it is handled. Tests use it to change the data under a scan.
+        started_at: ``time.monotonic()`` when the sandbox was made; the
+            status answers ``uptime`` from it. Tests may move it back.
     """
 
-    __slots__ = ("_fault_rng", "_latency_rng", "_url", "config", "data", "on_request", "stats")
+    __slots__ = ("_fault_rng", "_latency_rng", "_url", "config", "data", "on_request", "started_at", "stats")
 
     def __init__(self, config: SandboxConfig, data: SandboxData) -> None:
         self.config = config
         self.data = data
         self.stats = SandboxStats()
         self.on_request: OnRequest | None = None
+        self.started_at = time.monotonic()
         self._url: str | None = None
         # Separate generators, so jitter on or off does not change which requests fault.
         self._fault_rng = random.Random(config.seed)
@@ -388,7 +400,7 @@ def _listing(
 
 
 async def _list_inventories(request: web.Request) -> web.Response:
-    return _listing(request, "inventories", default_count=20)
+    return _listing(request, "inventories", default_count=20, filters=_int_filters(request, "company"))
 
 
 async def _list_sims(request: web.Request) -> web.Response:
@@ -426,13 +438,18 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-async def _create_package(request: web.Request) -> web.Response:
+async def _json_object(request: web.Request) -> dict[str, object]:
     try:
         body = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict):
         raise SandboxError(400, "Request body must be a JSON object")
+    return body
+
+
+async def _create_package(request: web.Request) -> web.Response:
+    body = await _json_object(request)
     sim, template, time_allowance = (
         body.get("sim"),
         body.get("package_template"),
@@ -467,7 +484,27 @@ async def _terminate_package(request: web.Request) -> web.Response:
 
 
 async def _list_package_templates(request: web.Request) -> web.Response:
-    return _listing(request, "package_templates", default_count=20)
+    filters = _int_filters(request, "inventory")
+    return _listing(request, "package_templates", default_count=20, filters=filters)
+
+
+_TEMPLATE_FIELDS = (
+    "name",
+    "supported_countries",
+    "activation_type",
+    "data_usage_allowance",
+    "time_allowance",
+    "activation_time_allowance",
+    "earliest_available_date",
+    "latest_available_date",
+    "inventory",
+)
+
+
+async def _create_package_template(request: web.Request) -> web.Response:
+    body = await _json_object(request)
+    fields = {name: body.get(name) for name in _TEMPLATE_FIELDS}
+    return _json(request.app[_SANDBOX].data.create_package_template(**fields), status=201)
 
 
 async def _get_package_template(request: web.Request) -> web.Response:
@@ -485,15 +522,53 @@ async def _list_countries(request: web.Request) -> web.Response:
     return _listing(request, "countries", default_count=1000)
 
 
-async def _status(_request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+def _profile_iccid(request: web.Request) -> str:
+    iccid = request.match_info["iccid"]
+    if _ICCID.fullmatch(iccid) is None:
+        raise SandboxError(400, f"Invalid ICCID: {iccid!r} (expected 18 to 22 digits)")
+    return iccid
+
+
+async def _get_euicc_profile(request: web.Request) -> web.Response:
+    return _json(request.app[_SANDBOX].data.euicc_profile(_profile_iccid(request)))
+
+
+_NOT_AN_IMAGE = b"<!doctype html><html><body><h1>Sandbox</h1><p>Not an image.</p></body></html>"
+
+
+async def _get_qr_code(request: web.Request) -> web.Response:
+    sandbox = request.app[_SANDBOX]
+    profile = sandbox.data.euicc_profile(_profile_iccid(request))
+    mode = sandbox.config.qr_response
+    if mode == "empty":
+        return web.Response(body=b"", content_type="image/png")
+    if mode == "html":
+        return web.Response(body=_NOT_AN_IMAGE, content_type="text/html")
+    return web.Response(body=qr_png(profile["activation_code"]), content_type="image/png")
+
+
+async def _get_pcr_profile(request: web.Request) -> web.Response:
+    return _json(request.app[_SANDBOX].data.pcr_profile(_profile_iccid(request)))
+
+
+async def _put_pcr_profile(request: web.Request) -> web.Response:
+    iccid = _profile_iccid(request)
+    body = await _json_object(request)
+    request.app[_SANDBOX].data.update_pcr_profile(iccid, body)
+    return web.Response(status=204)
+
+
+async def _status(request: web.Request) -> web.Response:
+    uptime = time.monotonic() - request.app[_SANDBOX].started_at
+    return _json({"status": "ok", "version": API_VERSION, "uptime": int(uptime)})
 
 
 def _routes() -> list[web.RouteDef]:
     """Every path the sandbox serves, in one place.
 
-    GET and POST ``/packages`` share the route name ``packages``: aiohttp merges
-    adjacent routes of one path and name into one resource.
+    Routes of one path share a name (``packages``, ``package_templates``,
+    ``pcr_profile``): aiohttp merges adjacent routes of one path and name into
+    one resource.
     """
     api = API_PREFIX
     return [
@@ -506,7 +581,12 @@ def _routes() -> list[web.RouteDef]:
         web.post(f"{api}/packages/{{id}}/activate", _activate_package, name="activate_package"),
         web.post(f"{api}/packages/{{id}}/terminate", _terminate_package, name="terminate_package"),
         web.get(f"{api}/package-templates", _list_package_templates, name="package_templates"),
+        web.post(f"{api}/package-templates", _create_package_template, name="package_templates"),
         web.get(f"{api}/package-templates/{{id}}", _get_package_template, name="package_template"),
         web.get(f"{api}/countries", _list_countries, name="countries"),
+        web.get(f"{api}/euicc-profiles/{{iccid}}", _get_euicc_profile, name="euicc_profile"),
+        web.get(f"{api}/euicc-profiles/{{iccid}}/qrcode", _get_qr_code, name="euicc_qrcode"),
+        web.get(f"{api}/sim-pcr-profiles/{{iccid}}", _get_pcr_profile, name="pcr_profile"),
+        web.put(f"{api}/sim-pcr-profiles/{{iccid}}", _put_pcr_profile, name="pcr_profile"),
         web.get(STATUS_PATH, _status, name="status"),
     ]

@@ -19,6 +19,7 @@ __all__ = [
     "FAULT_KINDS",
     "ActionResponse",
     "FaultConfig",
+    "QrResponse",
     "SandboxConfig",
     "SimShape",
 ]
@@ -28,6 +29,7 @@ DEFAULT_USER_ID = "sandbox-user"
 
 SimShape = Literal["objects", "ids", "mixed"]
 ActionResponse = Literal["no_content", "bool"]
+QrResponse = Literal["png", "empty", "html"]
 
 #: The fault kinds with a name. Any other HTTP error status written as three
 #: digits (``"408"``, ``"507"``) is accepted too and answered as that status.
@@ -184,6 +186,10 @@ class SandboxConfig:
             /sim-registries/{iccid}`` always answers objects.
         action_response: What activate and terminate answer on success:
             ``"no_content"`` (204) or ``"bool"`` (200 with JSON ``true``).
+        qr_response: What ``GET /euicc-profiles/{iccid}/qrcode`` answers for a
+            known SIM: ``"png"`` (default: the QR image, ``image/png``),
+            ``"empty"`` (200, ``image/png``, no body) or ``"html"`` (200, a
+            ``text/html`` page): the last two are answers a client must refuse.
         faults: Fault injection, see `FaultConfig`.
         api_key: The ``x-api-key`` the sandbox accepts.
         user_id: The ``x-user-id`` the sandbox accepts.
@@ -199,6 +205,7 @@ class SandboxConfig:
     action_response: ActionResponse = attrs.field(
         default="no_content", validator=v.in_(get_args(ActionResponse))
     )
+    qr_response: QrResponse = attrs.field(default="png", validator=v.in_(get_args(QrResponse)))
     faults: FaultConfig = attrs.field(factory=FaultConfig, validator=v.instance_of(FaultConfig))
     # Not a secret (it is documented), but kept out of repr as every key is.
     api_key: str = attrs.field(default=DEFAULT_API_KEY, repr=False, validator=v.instance_of(str))

@@ -12,8 +12,8 @@ default SIM listing is encoded while generating, so even a first scan is
 served from the cache. Everything runs on the event loop's thread, so nothing
 is locked.
 
-Timestamps follow the API's units: SIMs in seconds; inventories, packages and
-package templates in milliseconds; 0 means "not set".
+Timestamps follow the API's units: SIMs and eUICC profiles in seconds;
+inventories, packages and package templates in milliseconds; 0 means "not set".
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from typing import Any, Final, Literal
 import orjson
 
 from ._config import SimShape
+from ._countries import COUNTRIES, EUROPE, GLOBAL
+from ._errors import SandboxError
+from ._profiles import check_pcr_update, draw_euicc_profile, draw_pcr_profile
 
 __all__ = [
     "ICCID_PREFIX",
@@ -108,44 +111,22 @@ _UNIT_SECONDS = {
     "CALENDAR_MONTH": 31 * _DAY,
     "YEAR": 365 * _DAY,
 }
-_COUNTRIES = (
-    ("AT", "Austria"),
-    ("AU", "Australia"),
-    ("BE", "Belgium"),
-    ("BR", "Brazil"),
-    ("CA", "Canada"),
-    ("CH", "Switzerland"),
-    ("DE", "Germany"),
-    ("DK", "Denmark"),
-    ("ES", "Spain"),
-    ("FR", "France"),
-    ("GB", "United Kingdom"),
-    ("IT", "Italy"),
-    ("JP", "Japan"),
-    ("KR", "South Korea"),
-    ("MX", "Mexico"),
-    ("NL", "Netherlands"),
-    ("PL", "Poland"),
-    ("SE", "Sweden"),
-    ("SG", "Singapore"),
-    ("TH", "Thailand"),
-    ("US", "United States"),
-)
-_EUROPE = ("AT", "BE", "CH", "DE", "DK", "ES", "FR", "GB", "IT", "NL", "PL", "SE")
-_GLOBAL = tuple(code for code, _ in _COUNTRIES)
 # name, countries, data MB, voice minutes, SMS, time unit, duration, activation type, status
 _TEMPLATES = (
-    ("Europe 5 GB / 30 days", _EUROPE, 5 * 1024, 0, 0, "DAY", 30, "AUTO", "Active"),
-    ("Europe 20 GB / 30 days", _EUROPE, 20 * 1024, 100, 100, "DAY", 30, "AUTO", "Active"),
-    ("USA 10 GB / month", ("US",), 10 * 1024, 500, 500, "MONTH", 1, "MANUAL", "Active"),
-    ("Global 1 GB / 7 days", _GLOBAL, 1024, 0, 0, "WEEK", 1, "AUTO", "Active"),
-    ("Global 3 GB / 15 days", _GLOBAL, 3 * 1024, 0, 0, "DAY", 15, "AUTO", "Active"),
-    ("IoT 50 MB / year", _GLOBAL, 50, 0, 10, "YEAR", 1, "AUTO", "Active"),
-    ("IoT 500 MB / calendar month", _GLOBAL, 500, 0, 0, "CALENDAR_MONTH", 1, "AUTO", "Active"),
-    ("Asia 10 GB / 30 days", ("JP", "KR", "SG", "TH"), 10 * 1024, 0, 0, "DAY", 30, "MANUAL", "Active"),
-    ("Day pass 1 GB / 24 hours", _GLOBAL, 1024, 0, 0, "HOUR", 24, "AUTO", "Not Active"),
-    ("Americas 2 GB / 30 days", ("BR", "CA", "MX", "US"), 2048, 0, 0, "DAY", 30, "MANUAL", "De-activated"),
+    ("Europe 5 GB / 30 days", EUROPE, 5 * 1024, 0, 0, "DAY", 30, "AUTO", "Active"),
+    ("Europe 20 GB / 30 days", EUROPE, 20 * 1024, 100, 100, "DAY", 30, "AUTO", "Active"),
+    ("USA 10 GB / month", ("USA",), 10 * 1024, 500, 500, "MONTH", 1, "MANUAL", "Active"),
+    ("Global 1 GB / 7 days", GLOBAL, 1024, 0, 0, "WEEK", 1, "AUTO", "Active"),
+    ("Global 3 GB / 15 days", GLOBAL, 3 * 1024, 0, 0, "DAY", 15, "AUTO", "Active"),
+    ("IoT 50 MB / year", GLOBAL, 50, 0, 10, "YEAR", 1, "AUTO", "Active"),
+    ("IoT 500 MB / calendar month", GLOBAL, 500, 0, 0, "CALENDAR_MONTH", 1, "AUTO", "Active"),
+    ("Asia 10 GB / 30 days", ("JPN", "KOR", "SGP", "THA"), 10 * 1024, 0, 0, "DAY", 30, "MANUAL", "Active"),
+    ("Day pass 1 GB / 24 hours", GLOBAL, 1024, 0, 0, "HOUR", 24, "AUTO", "Not Active"),
+    ("Americas 2 GB / 30 days", ("BRA", "CAN", "MEX", "USA"), 2048, 0, 0, "DAY", 30, "MANUAL", "De-activated"),
 )  # fmt: skip
+# Traffic policies are ids (ints) of policies defined elsewhere in the platform.
+_DEFAULT_TRAFFIC_POLICY = 1
+_FAIR_USE_POLICY = 2
 _TEMPLATE_SUMMARY_KEYS = (
     "id",
     "name",
@@ -157,20 +138,6 @@ _TEMPLATE_SUMMARY_KEYS = (
 )
 _SHAPES: Final[Mapping[str, int]] = {"objects": 0, "ids": 1, "mixed": -1}  # SIM encoders
 _MAX_LISTINGS = 256  # filter combinations cached per table before the cache starts over
-
-
-class SandboxError(Exception):
-    """An API error: the sandbox answers it as ``{"message": message, "statusCode": status}``.
-
-    Raised by the `SandboxData` operations (``create_package`` and friends) so that
-    the same rule gives the same error whether it is reached over HTTP or called
-    directly.
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _encode_sim_ids(row: Row) -> bytes:
@@ -329,9 +296,11 @@ class SandboxData:
     """The live state of a sandbox, generated deterministically from a seed.
 
     Generated: ``sims // 5000 + 3`` companies, each with 2-4 inventories and
-    1-3 groups; three IMSI sponsors (ids 200-202); ten package templates; the
-    SIMs, sorted by ICCID (the listing order); about one package per four SIMs;
-    a few countries. The same ``sims`` and ``seed`` give the same data.
+    1-3 groups; three IMSI sponsors (ids 200-202); ten package templates,
+    owned by the first three inventories; the SIMs, sorted by ICCID (the
+    listing order); about one package per four SIMs; 59 countries. Each SIM's
+    eUICC and PCR profiles are drawn when asked for, from the seed and its
+    ICCID. The same ``sims`` and ``seed`` give the same data.
 
     Tests mutate it while a client scans, as a real database would change
     under a paginating client: `insert_sims` and `delete_sims` shift every
@@ -366,6 +335,7 @@ class SandboxData:
         }
 
     def _generate(self, sims: int, seed: int) -> None:
+        self._seed = seed
         self._rng = random.Random(seed)
         rng = self._rng
         self.sponsors: list[Row] = [
@@ -392,9 +362,23 @@ class SandboxData:
                     company_groups,
                 )
             )
-        self._inventories = _Table("id", inventories)
-        self._templates = _Table("id", _generate_templates(rng))
-        self._countries = _Table("code", [{"code": c, "name": n} for c, n in _COUNTRIES])
+        self._inventories = _Table("id", inventories, fields={"company": _item("company")})
+        templates = _generate_templates(rng)
+        # The inventory each template was made in: the inventory filter of GET
+        # /package-templates needs it, though the template's JSON has no such field.
+        # The first three inventories hold them all, so the filter selects several.
+        self._template_inventory: dict[int, int] = {
+            template["id"]: inventories[index % min(3, len(inventories))]["id"]
+            for index, template in enumerate(templates)
+        }
+        self._templates = _Table(
+            "id", templates, fields={"inventory": lambda row: self._template_inventory[row["id"]]}
+        )
+        self._countries = _Table(
+            "iso3", [{"name": name, "iso2": iso2, "iso3": iso3} for iso2, iso3, name in COUNTRIES]
+        )
+        # A PCR profile as last PUT, by ICCID: its modifiable part only (see _profiles).
+        self._pcr_changes: dict[str, Row] = {}
 
         serial = 4_012_345_000 + rng.randrange(1000)
         sim_rows = []
@@ -600,7 +584,7 @@ class SandboxData:
         return list(self._templates.rows)
 
     def countries_list(self) -> list[Row]:
-        """Every country (``{code, name}``) in listing order."""
+        """Every country (``{name, iso2, iso3}``) in listing order."""
         return list(self._countries.rows)
 
     def get_sim(self, iccid: str) -> Row | None:
@@ -615,6 +599,14 @@ class SandboxData:
         """The package template with this id, or None."""
         return self._templates.by_key.get(template_id)
 
+    def template_inventory(self, template_id: int) -> int:
+        """The id of the inventory a package template was made in.
+
+        Raises:
+            KeyError: Unknown template.
+        """
+        return self._template_inventory[template_id]
+
     def sim_packages(self, iccid: str) -> list[Row]:
         """Every package ever made for this SIM, oldest first."""
         return list(self._packages_by_sim.get(iccid, ()))
@@ -625,14 +617,49 @@ class SandboxData:
         return None if row is None else self._sims.encode(row)
 
     def package_detail(self, package_id: str) -> Row:
-        """The package as ``GET /packages/{id}`` answers it: ``package_template`` an object.
+        """The package as ``GET /packages/{id}`` answers it: ``package_template`` the whole template.
 
         Raises:
             SandboxError: 404 ``Package not found``.
         """
         row = self._package_or_404(package_id)
-        template = self._templates.by_key[row["package_template"]]
-        return {**row, "package_template": {key: template[key] for key in _TEMPLATE_SUMMARY_KEYS}}
+        return {**row, "package_template": dict(self._templates.by_key[row["package_template"]])}
+
+    def euicc_profile(self, iccid: str) -> Row:
+        """The SIM's eUICC profile, as ``GET /euicc-profiles/{iccid}`` answers it.
+
+        Drawn from the seed and the ICCID: the same on every call. See
+        `draw_euicc_profile` for which optional fields appear.
+
+        Raises:
+            SandboxError: 404 ``eUICC profile not found`` for an unknown SIM.
+        """
+        sim = self._sims.by_key.get(iccid)
+        if sim is None:
+            raise SandboxError(404, "eUICC profile not found")
+        return draw_euicc_profile(self._seed, sim)
+
+    def pcr_profile(self, iccid: str) -> Row:
+        """The SIM's PCR profile, as ``GET /sim-pcr-profiles/{iccid}`` answers it.
+
+        As drawn from the seed and the ICCID until `update_pcr_profile`
+        changes it; its wallets never change.
+
+        Raises:
+            SandboxError: 404 ``PCR profile not found`` for an unknown SIM.
+        """
+        sim = self._sims.by_key.get(iccid)
+        if sim is None:
+            raise SandboxError(404, "PCR profile not found")
+        inventory = self._inventories.by_key.get(sim["inventory"]["id"])
+        profile = draw_pcr_profile(self._seed, sim, None if inventory is None else inventory["wallet"])
+        changes = self._pcr_changes.get(iccid)
+        if changes is not None:
+            # Copies of the stored sections: a caller changing the answer must not change the store.
+            profile.update({key: dict(v) if isinstance(v, dict) else v for key, v in changes.items()})
+            if profile["route_policy"] is None:
+                del profile["route_policy"]
+        return profile
 
     # -- changing ----------------------------------------------------------------------
 
@@ -732,8 +759,8 @@ class SandboxData:
             time_allowance: Seconds; default the template's.
 
         Returns:
-            The create response: the package with ``package_template`` as an
-            object, plus ``apn``. Status ``NOT_ACTIVE``, dates in milliseconds.
+            The create response: the package with ``package_template`` as
+            the template's 7-field summary, plus ``apn``. Status ``NOT_ACTIVE``, dates in milliseconds.
 
         Raises:
             SandboxError: 400 for an unknown SIM or template; 409 ``Package
@@ -752,7 +779,118 @@ class SandboxData:
             time_allowance = template_seconds(template)
         row = self._package_row(sim_row, template, self._now_ms(), time_allowance)
         self._packages.insert(len(self._packages.rows), [row])
-        return {**self.package_detail(row["id"]), "apn": template["apn"]}
+        summary = {key: template[key] for key in _TEMPLATE_SUMMARY_KEYS}
+        return {**row, "package_template": summary, "apn": template["apn"]}
+
+    def create_package_template(
+        self,
+        *,
+        name: object,
+        supported_countries: object,
+        activation_type: object,
+        data_usage_allowance: object,
+        time_allowance: object,
+        activation_time_allowance: object,
+        earliest_available_date: object,
+        latest_available_date: object,
+        inventory: object,
+    ) -> Row:
+        """Create a package template, as ``POST /package-templates`` does.
+
+        The arguments are the request body's fields as decoded from JSON,
+        checked here so that a direct call meets the same rules.
+
+        Args:
+            name: A non-empty string.
+            supported_countries: A non-empty list of alpha-3 codes of the served countries.
+            activation_type: ``"AUTO"`` or ``"MANUAL"``.
+            data_usage_allowance: Bytes, an int >= 0.
+            time_allowance: ``{"unit": one of the time units, "duration": int >= 1}``.
+            activation_time_allowance: Seconds, an int >= 0.
+            earliest_available_date: A Unix int >= 0, stored as given.
+            latest_available_date: A Unix int >= 0 (0: no end), not before
+                ``earliest_available_date`` unless 0.
+            inventory: The id of a known inventory, the template's owner.
+
+        Returns:
+            The create response: exactly ``id, name, voice_usage_allowance,
+            data_usage_allowance, sms_usage_allowance, time_allowance,
+            activation_time_allowance``. The template is listed last, with
+            status ``Active``, no voice or SMS allowance, and ``created_date``
+            and ``modified_date`` from `now` in milliseconds.
+
+        Raises:
+            SandboxError: 400 naming the first field that breaks its rule.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise SandboxError(400, "Field 'name' is required: a non-empty string")
+        if not isinstance(supported_countries, list) or not supported_countries:
+            raise SandboxError(
+                400, "Field 'supported_countries' is required: a non-empty list of alpha-3 codes"
+            )
+        for code in supported_countries:
+            if not isinstance(code, str) or code not in self._countries.by_key:
+                raise SandboxError(400, f"Field 'supported_countries' holds an unknown country: {code!r}")
+        if activation_type not in ("AUTO", "MANUAL"):
+            raise SandboxError(400, "Field 'activation_type' must be AUTO or MANUAL")
+        data_bytes = _natural("data_usage_allowance", data_usage_allowance)
+        allowance = _check_time_allowance(time_allowance)
+        activation_seconds = _natural("activation_time_allowance", activation_time_allowance)
+        earliest = _natural("earliest_available_date", earliest_available_date)
+        latest = _natural("latest_available_date", latest_available_date)
+        if latest and latest < earliest:
+            raise SandboxError(400, "Field 'latest_available_date' is before 'earliest_available_date'")
+        inventory_id = _natural("inventory", inventory)
+        if inventory_id not in self._inventories.by_key:
+            raise SandboxError(400, f"Field 'inventory': unknown inventory {inventory_id}")
+        now = self._now_ms()
+        template_id = max((row["id"] for row in self._templates.rows), default=0) + 1
+        row: Row = {
+            "id": template_id,
+            "name": name,
+            "supported_countries": list(supported_countries),
+            "data_usage_allowance": data_bytes,
+            "voice_usage_allowance": 0,
+            "sms_usage_allowance": 0,
+            "activation_type": activation_type,
+            "created_date": now,
+            "modified_date": now,
+            "time_allowance": allowance,
+            "activation_time_allowance": activation_seconds,
+            "status": "Active",
+            "earliest_activation_date": 0,
+            "earliest_available_date": earliest,
+            "latest_available_date": latest,
+            "notes": "",
+            "deactivated_date": 0,
+            "apn": "betatel",
+            "traffic_policy": _DEFAULT_TRAFFIC_POLICY,
+        }
+        self._template_inventory[template_id] = inventory_id
+        self._templates.insert(len(self._templates.rows), [row])
+        return {key: row[key] for key in _TEMPLATE_SUMMARY_KEYS}
+
+    def update_pcr_profile(self, iccid: str, body: object) -> Row:
+        """Replace the modifiable part of a SIM's PCR profile, as ``PUT /sim-pcr-profiles/{iccid}`` does.
+
+        Args:
+            iccid: A known SIM.
+            body: The decoded request body: the whole modifiable profile,
+                ``data {state, active_throttling}``, ``voice {state}``,
+                ``sms {state}``, ``wallet_mode``, and ``route_policy`` (absent
+                or null: the profile has none afterwards). Other fields are ignored.
+
+        Returns:
+            The profile as `pcr_profile` now answers it (wallets unchanged).
+
+        Raises:
+            SandboxError: 404 for an unknown SIM (checked first); 400 naming
+                the first bad field, and then nothing changes.
+        """
+        if iccid not in self._sims.by_key:
+            raise SandboxError(404, "PCR profile not found")
+        self._pcr_changes[iccid] = check_pcr_update(body)
+        return self.pcr_profile(iccid)
 
     def activate_package(self, package_id: str) -> Row:
         """Activate a ``NOT_ACTIVE`` package: ``ACTIVE``, activated now, expiring after its time.
@@ -815,6 +953,22 @@ def template_seconds(template: Row) -> int:
     """A package template's time allowance in seconds (a month counts 30 days)."""
     allowance = template["time_allowance"]
     return int(_UNIT_SECONDS[allowance["unit"]] * allowance["duration"])
+
+
+def _natural(field: str, value: object, minimum: int = 0) -> int:
+    """``value`` if it is a JSON integer >= ``minimum``; else a 400 naming ``field``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SandboxError(400, f"Field '{field}' is required: an integer >= {minimum}")
+    return value
+
+
+def _check_time_allowance(value: object) -> Row:
+    if not isinstance(value, dict):
+        raise SandboxError(400, "Field 'time_allowance' is required: {unit, duration}")
+    unit, duration = value.get("unit"), value.get("duration")
+    if unit not in _UNIT_SECONDS:
+        raise SandboxError(400, f"Field 'time_allowance.unit' must be one of {', '.join(_UNIT_SECONDS)}")
+    return {"unit": unit, "duration": _natural("time_allowance.duration", duration, minimum=1)}
 
 
 def _serial(sim: Row) -> int:
@@ -882,9 +1036,8 @@ def _generate_templates(rng: random.Random) -> list[Row]:
             "notes": "",
             "deactivated_date": modified if status == "De-activated" else 0,
             "apn": "betatel",
+            "traffic_policy": _FAIR_USE_POLICY if voice else _DEFAULT_TRAFFIC_POLICY,
         }
-        if voice:
-            template["traffic_policy"] = "FAIR_USE"
         templates.append(template)
         template_id += rng.randint(1, 5000)
     return templates

@@ -7,8 +7,24 @@ is in :data:`PATHS`, so a correction is a one-line change.
 
 from ._listing import Listing, ScanOptions, SnapshotOptions
 from ._paths import PATHS
+from .countries import Countries
+from .euicc_profiles import EuiccProfiles
 from .inventories import Inventories
+from .package_templates import PackageTemplates
 from .packages import Packages
+from .pcr_profiles import PcrProfiles
 from .sims import Sims
 
-__all__ = ["PATHS", "Inventories", "Listing", "Packages", "ScanOptions", "Sims", "SnapshotOptions"]
+__all__ = [
+    "PATHS",
+    "Countries",
+    "EuiccProfiles",
+    "Inventories",
+    "Listing",
+    "PackageTemplates",
+    "Packages",
+    "PcrProfiles",
+    "ScanOptions",
+    "Sims",
+    "SnapshotOptions",
+]

@@ -23,7 +23,7 @@ async def uses(client: bt.BetatelClient) -> None:
     assert_type(await client.inventories.all(), list[bt.Inventory])
     assert_type(await client.packages.all(status="ACTIVE"), list[bt.Package])
     pkg = await client.packages.get("pkg_123456")
-    assert_type(pkg.package_template_id, int | None)
+    assert_type(pkg.package_template_id, int)
     new = await client.packages.create(sim="89148000004012345678", package_template=21145354)
     assert_type(new, bt.Package)
     assert_type(await client.packages.activate(new.id), None)

@@ -62,13 +62,26 @@ from ._models import (
     timestamp_to_datetime,
 )
 from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport
-from ._resources import PATHS, Inventories, Packages, Sims
+from ._resources import (
+    PATHS,
+    Countries,
+    EuiccProfiles,
+    Inventories,
+    Packages,
+    PackageTemplates,
+    PcrProfiles,
+    ScanOptions,
+    Sims,
+    SnapshotOptions,
+)
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
 from ._status import HolderStatus, NetworkCounts, SimStatusReport, StatusAccumulator
+from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "NOT_GIVEN",
     "PATHS",
     "APIConnectionError",
     "APIError",
@@ -85,12 +98,14 @@ __all__ = [
     "ClientClosedError",
     "ClientState",
     "ConflictError",
+    "Countries",
     "Country",
     "DataProfile",
     "DriftError",
     "DriftPolicy",
     "EuiccProfile",
     "EuiccProfileState",
+    "EuiccProfiles",
     "HolderStatus",
     "Imsi",
     "InvalidArgumentError",
@@ -102,15 +117,18 @@ __all__ = [
     "MalformedResponseError",
     "NetworkCounts",
     "NotFoundError",
+    "NotGiven",
     "Package",
     "PackageStatus",
     "PackageTemplate",
     "PackageTemplateInfo",
     "PackageTemplateStatus",
+    "PackageTemplates",
     "Packages",
     "Page",
     "PageScan",
     "PcrProfile",
+    "PcrProfiles",
     "PermissionDeniedError",
     "ProfileReusePolicy",
     "RateLimitError",
@@ -119,6 +137,7 @@ __all__ = [
     "RetryPolicy",
     "ReuseType",
     "ScanError",
+    "ScanOptions",
     "ScanReport",
     "ServerError",
     "ServiceProfile",
@@ -127,6 +146,7 @@ __all__ = [
     "SimStatus",
     "SimStatusReport",
     "Sims",
+    "SnapshotOptions",
     "StatusAccumulator",
     "Throttling",
     "TimeAllowance",

@@ -12,8 +12,8 @@ from typing import Final, Self
 import aiohttp
 import anyio
 
-from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._converter import decode_model
+from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._models import ApiStatus
 from ._resources import (
     PATHS,

@@ -177,7 +177,9 @@ def check_country_codes(name: str, value: object) -> list[str]:
     seen: set[str] = set()
     for code in value:
         if not isinstance(code, str) or not _ALPHA3.fullmatch(code):
-            raise InvalidArgumentError(name, f"must hold ISO 3166-1 alpha-3 codes such as 'FRA', got {code!r}")
+            raise InvalidArgumentError(
+                name, f"must hold ISO 3166-1 alpha-3 codes such as 'FRA', got {code!r}"
+            )
         if code in seen:
             raise InvalidArgumentError(name, f"names {code!r} twice")
         seen.add(code)

@@ -31,7 +31,7 @@ async def client(sandbox: Sandbox) -> AsyncIterator[bt.BetatelClient]:
         api_key=sandbox.api_key,
         user_id=sandbox.user_id,
         base_url=sandbox.url,
-        retry=bt.RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.001),
+        retry=bt.RetryPolicy(max_attempts=3, backoff_base=0.001, backoff_max=0.001),
     ) as c:
         yield c
 
@@ -39,6 +39,11 @@ async def client(sandbox: Sandbox) -> AsyncIterator[bt.BetatelClient]:
 def _iccid(sandbox: Sandbox, index: int = 0) -> str:
     iccid: str = sandbox.data.sims_list()[index]["iccid"]
     return iccid
+
+
+def _sandbox_template(inventory: int, name: str) -> dict[str, Any]:
+    """The template arguments as the sandbox's data takes them (JSON values)."""
+    return _template_args(inventory, name) | {"time_allowance": {"unit": "DAY", "duration": 30}}
 
 
 def _template_args(inventory: int, name: str = "Europe 10 GB") -> dict[str, Any]:
@@ -67,8 +72,10 @@ async def test_an_unknown_keyword_is_refused_before_any_request(
         client.sims.iter(**kwargs)
     with pytest.raises(bt.InvalidArgumentTypeError, match="ordered"):
         await client.sims.all(ordered=False)  # type: ignore[call-arg]
-    with pytest.raises(bt.InvalidArgumentTypeError, match="inventory"):
+    with pytest.raises(TypeError, match="inventory"):
         await client.countries.list(inventory=1)  # type: ignore[call-arg]
+    with pytest.raises(bt.InvalidArgumentTypeError, match="inventory"):
+        await client.countries.all(inventory=1)  # type: ignore[call-arg]
     assert sandbox.stats.total == 0
 
 
@@ -105,7 +112,9 @@ async def test_inventories_filter_by_company(client: bt.BetatelClient, sandbox: 
 async def test_countries_list_and_scan(client: bt.BetatelClient, sandbox: Sandbox) -> None:
     served = sandbox.data.countries_list()
     countries = await client.countries.all(page_size=50)
-    assert [(c.name, c.iso2, c.iso3) for c in countries] == [(r["name"], r["iso2"], r["iso3"]) for r in served]
+    assert [(c.name, c.iso2, c.iso3) for c in countries] == [
+        (r["name"], r["iso2"], r["iso3"]) for r in served
+    ]
     page = await client.countries.list(offset=2, count=3)
     assert [c.iso3 for c in page.items] == [r["iso3"] for r in served[2:5]]
     async with client.countries.iter(page_size=7, ordered=False) as scan:
@@ -199,7 +208,7 @@ async def test_package_template_create_ignores_a_template_made_before_the_call(
     """A same-named template created long before the call is not taken for this call's."""
     inventory = sandbox.data.inventories_list()[1]["id"]
     sandbox.data.now = lambda: time.time() - 61
-    old = sandbox.data.create_package_template(**_template_args(inventory, name="twin"))
+    old = sandbox.data.create_package_template(**_sandbox_template(inventory, "twin"))
     sandbox.data.now = time.time
     sandbox.config.faults = FaultConfig(script=["502"])  # answered before the handler: nothing created
     with pytest.raises(bt.ServerError, match="no template named 'twin' created since") as caught:
@@ -212,7 +221,7 @@ async def test_package_template_create_refuses_to_choose_between_two_matches(
     client: bt.BetatelClient, sandbox: Sandbox
 ) -> None:
     inventory = sandbox.data.inventories_list()[1]["id"]
-    sandbox.data.create_package_template(**_template_args(inventory, name="twin"))
+    sandbox.data.create_package_template(**_sandbox_template(inventory, "twin"))
     sandbox.config.faults = FaultConfig(script=["commit_drop"])
     with pytest.raises(bt.APIConnectionError, match="2 templates named 'twin'"):
         await client.package_templates.create(**_template_args(inventory, name="twin"))
@@ -314,7 +323,9 @@ def _pcr_body(profile: dict[str, Any]) -> dict[str, Any]:
 
 async def test_pcr_update_changes_only_what_was_given(client: bt.BetatelClient, sandbox: Sandbox) -> None:
     iccid = next(
-        s["iccid"] for s in sandbox.data.sims_list() if sandbox.data.pcr_profile(s["iccid"]).get("route_policy")
+        s["iccid"]
+        for s in sandbox.data.sims_list()
+        if sandbox.data.pcr_profile(s["iccid"]).get("route_policy")
     )
     before = _pcr_body(sandbox.data.pcr_profile(iccid))
     speed = "SPEED_500_KBPS" if before["data"]["active_throttling"] != "SPEED_500_KBPS" else "NO_LIMIT"
@@ -330,7 +341,9 @@ async def test_pcr_update_none_clears_the_route_policy_and_not_given_keeps_it(
     client: bt.BetatelClient, sandbox: Sandbox
 ) -> None:
     iccid = next(
-        s["iccid"] for s in sandbox.data.sims_list() if sandbox.data.pcr_profile(s["iccid"]).get("route_policy")
+        s["iccid"]
+        for s in sandbox.data.sims_list()
+        if sandbox.data.pcr_profile(s["iccid"]).get("route_policy")
     )
     kept = await client.pcr_profiles.update(iccid, voice_state=bt.ServiceState.DISABLED)
     assert kept.route_policy is not None and kept.voice.state == "DISABLED"

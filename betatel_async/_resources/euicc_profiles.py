@@ -80,7 +80,9 @@ class EuiccProfiles:
         response = await self._transport.request("GET", path, parse=False)
         body: bytes = response.data
         if not body or not (response.content_type.startswith("image/") or is_image(body)):
-            what = "an empty body" if not body else f"{response.content_type or 'no content type'}, not an image"
+            what = (
+                "an empty body" if not body else f"{response.content_type or 'no content type'}, not an image"
+            )
             raise MalformedResponseError(
                 f"the QR code answer is {what}",
                 status=response.status,

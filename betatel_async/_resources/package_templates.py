@@ -226,11 +226,10 @@ class PackageTemplates(ListingResource[PackageTemplate]):
         except APIError as exc:
             if not _may_have_created(exc):
                 raise
-            found = await self._find_created(name, inventory, started, exc)
-        return found
+            return await self._find_created(name, inventory, activation_time_allowance, started, exc)
 
     async def _find_created(
-        self, name: str, inventory: int, started: datetime, error: APIError
+        self, name: str, inventory: int, activation_time_allowance: int, started: datetime, error: APIError
     ) -> PackageTemplateInfo:
         """The template an ambiguous create made, read back; else ``error``, explained."""
         try:
@@ -251,11 +250,18 @@ class PackageTemplates(ListingResource[PackageTemplate]):
         return PackageTemplateInfo(
             id=t.id,
             name=t.name,
-            voice_usage_allowance=t.voice_usage_allowance,
+            # A template created through this call has no voice or SMS
+            # allowance (the create body has none), and the activation time
+            # allowance it was sent.
+            voice_usage_allowance=t.voice_usage_allowance or 0,
             data_usage_allowance=t.data_usage_allowance,
-            sms_usage_allowance=t.sms_usage_allowance,
+            sms_usage_allowance=t.sms_usage_allowance or 0,
             time_allowance=t.time_allowance,
-            activation_time_allowance=t.activation_time_allowance,
+            activation_time_allowance=(
+                activation_time_allowance
+                if t.activation_time_allowance is None
+                else t.activation_time_allowance
+            ),
         )
 
 
@@ -269,7 +275,9 @@ def _created_since(template: PackageTemplate, since: datetime) -> bool:
 
 def _time_allowance(value: object) -> dict[str, object]:
     if not isinstance(value, TimeAllowance):
-        raise InvalidArgumentTypeError("time_allowance", f"expected a TimeAllowance, got {type(value).__name__}")
+        raise InvalidArgumentTypeError(
+            "time_allowance", f"expected a TimeAllowance, got {type(value).__name__}"
+        )
     return {
         "unit": check_given_choice("time_allowance.unit", value.unit, TIME_UNITS),
         "duration": check_int("time_allowance.duration", value.duration, minimum=1),

@@ -56,7 +56,7 @@ class PcrProfiles:
         voice_state: ServiceState | str | NotGiven = NOT_GIVEN,
         sms_state: ServiceState | str | NotGiven = NOT_GIVEN,
         wallet_mode: WalletMode | str | NotGiven = NOT_GIVEN,
-        route_policy: int | None | NotGiven = NOT_GIVEN,
+        route_policy: int | NotGiven | None = NOT_GIVEN,
     ) -> PcrProfile:
         """Change some of a SIM's PCR profile; what is not given stays as it is.
 

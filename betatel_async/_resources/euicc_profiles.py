@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Final
 
 from .._converter import decode_model
@@ -19,14 +20,20 @@ __all__ = ["EuiccProfiles", "is_image"]
 _IMAGE_MAGIC: Final = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
 
+# An SVG document: the root element is <svg>, after an optional XML
+# declaration, comments and doctype. An HTML page with an inline <svg> is not one.
+_SVG: Final = re.compile(
+    rb"(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*)*(?:<!doctype\s+svg[^>]*>\s*)?(?:<!--.*?-->\s*)*<svg[\s>/]",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 def is_image(body: bytes) -> bool:
     """Whether ``body`` starts as a PNG, JPEG, GIF or SVG image does."""
     if body.startswith(_IMAGE_MAGIC):
         return True
-    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")  # a UTF-8 BOM, then white space
-    # An SVG document: the root element, possibly after an XML declaration,
-    # comments or a doctype.
-    return head.startswith(b"<svg") or (head.startswith(b"<") and b"<svg" in head)
+    head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")  # a UTF-8 BOM, then white space
+    return _SVG.match(head) is not None
 
 
 class EuiccProfiles:

@@ -12,8 +12,19 @@ from typing import Final, Self
 import aiohttp
 import anyio
 
+from ._converter import decode_model
 from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
-from ._resources import Inventories, Packages, Sims
+from ._models import ApiStatus
+from ._resources import (
+    PATHS,
+    Countries,
+    EuiccProfiles,
+    Inventories,
+    Packages,
+    PackageTemplates,
+    PcrProfiles,
+    Sims,
+)
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
 from ._transport import ListingTotals, Transport, close_session
 from ._validate import check_base_url, check_credential, check_int, check_positive_float
@@ -169,6 +180,29 @@ class BetatelClient:
         """The SIM registry."""
         self.packages = Packages(self._transport, self._max_concurrency)
         """Packages: list, get, create, activate, terminate."""
+        self.package_templates = PackageTemplates(self._transport, self._max_concurrency)
+        """Package templates: list, get, create."""
+        self.countries = Countries(self._transport, self._max_concurrency)
+        """The countries the API knows (name, alpha-2, alpha-3)."""
+        self.euicc_profiles = EuiccProfiles(self._transport)
+        """eUICC profiles and the QR codes that install eSIMs."""
+        self.pcr_profiles = PcrProfiles(self._transport)
+        """PCR profiles: a SIM's data, voice and SMS states and speed."""
+
+    async def api_status(self) -> ApiStatus:
+        """The API's health: ``ApiStatus(status, version, uptime)`` (``GET /api/v1/status``).
+
+        The health check needs no credentials and is sent without them (no
+        ``x-api-key``, no ``x-user-id``). Its path is beside ``/api/v1/esim``,
+        below the base URL's prefix if it has one (see ``PATHS``).
+
+        Raises:
+            APIError: The request failed.
+            MalformedResponseError: The answer lacks ``status`` or ``version``.
+        """
+        path = PATHS["status"]
+        response = await self._transport.request("GET", path, credentials=False)
+        return decode_model(response.data, ApiStatus, method="GET", path=self._transport.url_path(path))
 
     def with_options(
         self,

@@ -46,6 +46,11 @@ from cattrs.v import format_exception
 from ._errors import MalformedResponseError
 from ._models import (
     ActivationType,
+    ApiStatus,
+    Country,
+    DataProfile,
+    EuiccProfile,
+    EuiccProfileState,
     Imsi,
     Inventory,
     InventoryStatus,
@@ -53,12 +58,23 @@ from ._models import (
     PackageStatus,
     PackageTemplate,
     PackageTemplateInfo,
+    PackageTemplateStatus,
     Page,
+    PcrProfile,
+    ProfileReusePolicy,
     Ref,
+    ReuseType,
+    ServiceProfile,
+    ServiceState,
     Sim,
     SimStatus,
+    Throttling,
     TimeAllowance,
     TimeUnit,
+    Wallet,
+    WalletMode,
+    WalletOwner,
+    WalletType,
 )
 
 __all__ = [
@@ -86,12 +102,45 @@ _MODELS: Final = (
     Inventory,
     TimeAllowance,
     PackageTemplateInfo,
-    Package,
     PackageTemplate,
+    Package,
+    Country,
+    ProfileReusePolicy,
+    EuiccProfile,
+    DataProfile,
+    ServiceProfile,
+    WalletOwner,
+    Wallet,
+    PcrProfile,
+    ApiStatus,
 )
-_ID_OR_OBJECT: Final = (TimeAllowance, PackageTemplateInfo)
 _LOCAL_FIELDS: Final[dict[type, tuple[str, ...]]] = {Package: ("reconciled",)}
-_OPEN_ENUMS: Final = (SimStatus, InventoryStatus, PackageStatus, TimeUnit, ActivationType)
+_OPEN_ENUMS: Final = (
+    SimStatus,
+    InventoryStatus,
+    PackageStatus,
+    TimeUnit,
+    ActivationType,
+    PackageTemplateStatus,
+    EuiccProfileState,
+    ReuseType,
+    ServiceState,
+    Throttling,
+    WalletMode,
+    WalletType,
+)
+# A package's template as an object: the full template or the create response's info.
+_TEMPLATE_OBJECT: Final = PackageTemplate | PackageTemplateInfo
+# Keys PackageTemplate requires and PackageTemplateInfo does not have: an object
+# with any of them is a full template (and must have all), any other is the info.
+# Told apart by keys, not by trying one class then the other: a full template
+# missing one field would otherwise decode as the info, dropping twelve fields.
+_FULL_TEMPLATE_KEYS: Final = frozenset(
+    a.name for a in attrs.fields(PackageTemplate) if a.default is attrs.NOTHING
+) - frozenset(a.name for a in attrs.fields(PackageTemplateInfo))
+# Models the API may send wrapped in a one-key object (an older documented shape):
+# model -> the key. ``decode_model`` unwraps them.
+_WRAPPERS: Final[dict[type, str]] = {EuiccProfile: "profile"}
 # value -> member of each open enum. A dict lookup costs the same for known and
 # unknown values; a try/except around enum_cls(value) is several times slower on a miss.
 _ENUM_MEMBERS: Final[dict[type, dict[str, enum.StrEnum]]] = {
@@ -100,11 +149,11 @@ _ENUM_MEMBERS: Final[dict[type, dict[str, enum.StrEnum]]] = {
 _NONE_TYPE: Final = type(None)
 
 
-def _open_enum_hook(enum_cls: type[enum.StrEnum]) -> Callable[[Any, Any], str | None]:
+def _open_enum_hook(enum_cls: type[enum.StrEnum], *, nullable: bool) -> Callable[[Any, Any], str | None]:
     members = _ENUM_MEMBERS[enum_cls]
 
     def structure(value: Any, _: Any = None) -> str | None:
-        if value is None:
+        if value is None and nullable:
             return None
         if type(value) is not str:
             raise TypeError(f"expected a string for {enum_cls.__name__}, got {type(value).__name__}")
@@ -133,10 +182,10 @@ def _structure_ref(value: Any, _: Any = None) -> Ref | None:
         return ref
     if type(value) is dict:
         ident = value["id"]
-        name = value.get("name")
+        name = value["name"]
         if type(ident) is not int:
             raise _wrong_type("an integer id", ident)
-        if name is not None and type(name) is not str:
+        if type(name) is not str:
             raise _wrong_type("a string name", name)
         ref = new(Ref)
         ref.id = ident
@@ -145,16 +194,25 @@ def _structure_ref(value: Any, _: Any = None) -> Ref | None:
     raise _wrong_type("an id or an {id, name} object", value)
 
 
+@attrs.define(slots=True, kw_only=True)
+class _RefObject:
+    """The object form of a :class:`Ref`, where both keys are required. Private."""
+
+    id: int
+    name: str
+
+
 def _detailed_ref_hook(structure_object: StructureFn) -> Callable[[Any, Any], Ref | None]:
-    # The object form goes through cattrs' detailed hook, so a bad id is
-    # reported at ``...group.id``, not at ``...group``.
+    # The object form goes through cattrs' detailed hook of _RefObject, so a bad
+    # or missing id or name is reported at ``...group.id``, not at ``...group``.
     def structure(value: Any, _: Any = None) -> Ref | None:
         if value is None:
             return None
         if type(value) is int:
             return Ref(id=value)
         if type(value) is dict:
-            return structure_object(value, Ref)  # type: ignore[no-any-return]
+            ref: _RefObject = structure_object(value, _RefObject)
+            return Ref(id=ref.id, name=ref.name)
         raise _wrong_type("an id or an {id, name} object", value)
 
     return structure
@@ -166,13 +224,31 @@ def _unstructure_ref(ref: Ref) -> int | dict[str, Any]:
     return {"id": ref.id, "name": ref.name}
 
 
-def _int_or(model: type[T], conv: cattrs.Converter) -> Callable[[Any, Any], T | int | None]:
-    structure_model = conv.get_structure_hook(model)
+def _template_object_hook(conv: cattrs.Converter) -> StructureFn:
+    """``PackageTemplate | PackageTemplateInfo``: the shape is told by its keys (``_FULL_TEMPLATE_KEYS``)."""
+    full = conv.get_structure_hook(PackageTemplate)
+    info = conv.get_structure_hook(PackageTemplateInfo)
 
-    def structure(value: Any, _: Any = None) -> T | int | None:
-        if value is None or type(value) is int:
+    def structure(value: Any, _: Any = None) -> PackageTemplate | PackageTemplateInfo:
+        if type(value) is not dict:
+            raise _wrong_type("a package template object", value)
+        if _FULL_TEMPLATE_KEYS.isdisjoint(value):
+            return info(value, PackageTemplateInfo)  # type: ignore[no-any-return]
+        return full(value, PackageTemplate)  # type: ignore[no-any-return]
+
+    return structure
+
+
+def _template_or_id_hook(conv: cattrs.Converter) -> StructureFn:
+    """``PackageTemplate | PackageTemplateInfo | int``: an id, or an object of either shape."""
+    structure_object = conv.get_structure_hook(_TEMPLATE_OBJECT)
+
+    def structure(value: Any, _: Any = None) -> PackageTemplate | PackageTemplateInfo | int:
+        if type(value) is int:
             return value
-        return structure_model(value, model)  # type: ignore[no-any-return]
+        if type(value) is not dict:
+            raise _wrong_type("a package template id or object", value)
+        return structure_object(value, _TEMPLATE_OBJECT)  # type: ignore[no-any-return]
 
     return structure
 
@@ -362,12 +438,15 @@ class _Source:
             self.emit(f"    raise _wrong({_EXACT_TYPES[tp]!r}, {var})")
             return
         args = _union_args(tp)
-        if len(args) == 2 and int in args and attrs.has(model := args[args[0] is int]):
-            # An id or an object: ``PackageTemplateInfo | int`` and friends.
-            hook = self.bind("h", self.conv.get_structure_hook(model))
+        objects = [arg for arg in args if arg is not int]
+        if int in args and all(attrs.has(arg) for arg in objects):
+            # An id or an object: ``PackageTemplate | PackageTemplateInfo | int``.
+            # The id, the case of every list, is settled without a call.
+            target = functools.reduce(operator.or_, objects)
+            hook = self.bind("h", self.conv.get_structure_hook(target))
             guard = f" and {var} is not None" if nullable else ""
             self.emit(f"if type({var}) is not int{guard}:")
-            self.emit(f"    {var} = {hook}({var}, {self.bind('t', model)})")
+            self.emit(f"    {var} = {hook}({var}, {self.bind('t', target)})")
             return
         if nullable:
             self.emit(f"if {var} is not None:")
@@ -416,10 +495,10 @@ class _Source:
         ident, name, ref = self.fresh("ri"), self.fresh("rn"), self.fresh("r")
         self.emit(f"if type({var}) is dict:")
         self.emit(f"    {ident} = {var}['id']")
-        self.emit(f"    {name} = {var}['name']" if self.subscript else f"    {name} = {var}.get('name')")
+        self.emit(f"    {name} = {var}['name']")
         self.emit(f"    if type({ident}) is not int:")
         self.emit(f"        raise _wrong('an integer id', {ident})")
-        self.emit(f"    if type({name}) is not str and {name} is not None:")
+        self.emit(f"    if type({name}) is not str:")
         self.emit(f"        raise _wrong('a string name', {name})")
         self.emit(f"elif type({var}) is int:")
         self.emit(f"    {ident} = {var}")
@@ -517,13 +596,16 @@ def configure_converter(conv: cattrs.Converter, *, detailed: bool) -> None:
         - ``int``, ``str`` and ``bool``: strict (no coercion of ``"12"``,
           ``1.9`` or ``1``).
         - ``list[X]``: only a JSON array (cattrs would take any iterable).
-        - each open enum (``SimStatus | str | None`` and friends): known text to
-          its member, unknown text kept as ``str``.
+        - each open enum (``SimStatus | str`` and ``SimStatus | str | None``
+          and friends): known text to its member, unknown text kept as
+          ``str``; ``null`` only where the field is optional.
         - :class:`Ref` and ``Ref | None``: from a bare id or an ``{id, name}``
-          object; unstructured back to the same shape (a bare id for a
-          ``Ref`` without a name).
-        - ``PackageTemplateInfo | int | None`` and ``TimeAllowance | int | None``:
-          an id or an object.
+          object (both keys required); unstructured back to the same shape (a
+          bare id for a ``Ref`` without a name).
+        - ``PackageTemplate | PackageTemplateInfo`` (a factory, so it is made
+          once both models' hooks are registered): the full template if the
+          object has any of ``_FULL_TEMPLATE_KEYS``, else the info; and
+          ``PackageTemplate | PackageTemplateInfo | int``: an id or such an object.
         - every model: structured from a JSON object only, unknown keys
           ignored; unstructured with ``None`` fields omitted (absent in,
           absent out); ``Package.reconciled`` never read from or written to JSON.
@@ -541,16 +623,25 @@ def configure_converter(conv: cattrs.Converter, *, detailed: bool) -> None:
     conv.register_structure_hook(bool, _strict_bool)
     conv.register_structure_hook_factory(_is_list, _lists_only)
     for enum_cls in _OPEN_ENUMS:
-        hook = _open_enum_hook(enum_cls)
-        conv.register_structure_hook_func(lambda t, e=enum_cls: t == (e | str | None), hook)  # type: ignore[misc]
-        conv.register_structure_hook_func(lambda t, e=enum_cls: t == (e | str), hook)  # type: ignore[misc]
+        optional = _open_enum_hook(enum_cls, nullable=True)
+        required = _open_enum_hook(enum_cls, nullable=False)
+        conv.register_structure_hook_func(lambda t, e=enum_cls: t == (e | str | None), optional)  # type: ignore[misc]
+        conv.register_structure_hook_func(lambda t, e=enum_cls: t == (e | str), required)  # type: ignore[misc]
     ref_hook: Callable[[Any, Any], Ref | None] = _structure_ref
     if detailed:
-        ref_object = make_dict_structure_fn(Ref, conv, _cattrs_detailed_validation=True)
-        ref_hook = _detailed_ref_hook(ref_object)
+        ref_object = make_dict_structure_fn(_RefObject, conv, _cattrs_detailed_validation=True)
+        ref_hook = _detailed_ref_hook(_objects_only(_RefObject, ref_object))
     conv.register_structure_hook(Ref, ref_hook)
     conv.register_structure_hook_func(lambda t: t == (Ref | None), ref_hook)
     conv.register_unstructure_hook(Ref, _unstructure_ref)
+    # Factories: made on first use, when Package's hook looks them up, after
+    # both template models are registered (they come first in _MODELS).
+    conv.register_structure_hook_factory(
+        lambda t: t == _TEMPLATE_OBJECT, lambda _: _template_object_hook(conv)
+    )
+    conv.register_structure_hook_factory(
+        lambda t: t == _TEMPLATE_OBJECT | int, lambda _: _template_or_id_hook(conv)
+    )
     for model in _MODELS:
         omit = _LOCAL_FIELDS.get(model, ())
         # Fields that are the SDK's own, not the API's: never read from or written to JSON.
@@ -565,9 +656,6 @@ def configure_converter(conv: cattrs.Converter, *, detailed: bool) -> None:
         conv.register_unstructure_hook(
             model, make_dict_unstructure_fn(model, conv, _cattrs_omit_if_default=True, **local)
         )
-        if model in _ID_OR_OBJECT:
-            id_or_object = _int_or(model, conv)
-            conv.register_structure_hook_func(lambda t, m=model: t == (m | int | None), id_or_object)  # type: ignore[misc]
 
 
 def _make(detailed: bool) -> cattrs.Converter:
@@ -603,7 +691,7 @@ def _list_fns() -> dict[type, Callable[..., list[Any]]]:
         conv = _fast()
         _list_functions = {
             model: make_fast_list_structure_fn(model, conv, consume=True)
-            for model in (Sim, Inventory, Package, PackageTemplate)
+            for model in (Sim, Inventory, Package, PackageTemplate, Country)
         }
     return _list_functions
 
@@ -669,11 +757,32 @@ def decode_json(body: bytes, *, method: str, path: str, status: int) -> Any:
 
 
 def decode_model(data: Any, cls: type[T], *, method: str, path: str, status: int = 200) -> T:
-    """Structure one JSON object into ``cls``, or raise MalformedResponseError naming the field."""
+    """Structure one JSON object into ``cls``, or raise MalformedResponseError naming the field.
+
+    An :class:`~betatel_async.EuiccProfile` may come wrapped as ``{"profile":
+    {...}}`` (an older documented shape): an object without ``iccid`` whose
+    ``profile`` is an object is unwrapped first, and errors then name
+    ``$.profile.<field>``.
+
+    Args:
+        data: The parsed JSON body.
+        cls: The model to build.
+        method: For error messages.
+        path: For error messages.
+        status: The response's status code, for error messages.
+
+    Raises:
+        MalformedResponseError: ``data`` is not a ``cls``; ``json_path`` names
+            the bad or missing field (``$.sim_status``).
+    """
+    prefix = "$"
+    key = _WRAPPERS.get(cls)
+    if key is not None and type(data) is dict and "iccid" not in data and type(data.get(key)) is dict:
+        data, prefix = data[key], f"$.{key}"
     try:
         return _fast().structure(data, cls)
     except Exception as exc:
-        json_path, message = _describe_failure(data, cls, "$")
+        json_path, message = _describe_failure(data, cls, prefix)
         raise MalformedResponseError(
             f"unexpected value at {json_path}: {message}",
             json_path=json_path,

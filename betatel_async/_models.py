@@ -4,6 +4,12 @@ Strategy: every model keeps exactly what the API sent, so that structuring then
 unstructuring gives the API's JSON back (for the keys we know; unknown keys are
 ignored on input because the API will grow).
 
+- A field the vendor's generated client declares required (non-null, no
+  default) has no default here either: an answer without it fails to decode,
+  naming the field, rather than giving an object whose fields are silently
+  empty. Where one of our models stands for several vendor shapes, a field is
+  required only if every shape requires it (``tests/test_models_file.py``
+  lists each such case).
 - Optional fields default to ``None``, meaning "absent from the JSON", and are
   left out again on output.
 - Timestamps are kept as the raw integer (lossless). The API mixes units
@@ -14,7 +20,16 @@ ignored on input because the API will grow).
   is also a ``str``), an unknown one stays a plain ``str`` with its text intact.
 - References (``group``, ``inventory``, ``company`` of a SIM) come either as
   ``{"id", "name"}`` objects or as bare integer ids; both decode to :class:`Ref`
-  (``name`` is ``None`` for a bare id, and a bare id is written back as one).
+  (``name`` is ``None`` for a bare id, and a bare id is written back as one;
+  an object must carry both ``id`` and ``name``).
+- ``package_template`` of a package comes in three shapes: an ``int`` id
+  (lists), the full :class:`PackageTemplate` (``GET /packages/{id}``), or the
+  seven fields of :class:`PackageTemplateInfo` (the create response). An
+  object carrying any key that :class:`PackageTemplate` requires and
+  :class:`PackageTemplateInfo` lacks (``supported_countries``,
+  ``activation_type``, ``created_date``, ``modified_date``, ``status``) is a
+  full template, and must then carry all of them; any other object is the
+  seven-field info. Each shape is written back as it came.
 
 Models are attrs classes with slots and are not frozen: building frozen attrs
 instances costs about twice as much, and a scan builds hundreds of thousands.
@@ -30,6 +45,11 @@ import attrs
 
 __all__ = [
     "ActivationType",
+    "ApiStatus",
+    "Country",
+    "DataProfile",
+    "EuiccProfile",
+    "EuiccProfileState",
     "Imsi",
     "Inventory",
     "InventoryStatus",
@@ -37,12 +57,23 @@ __all__ = [
     "PackageStatus",
     "PackageTemplate",
     "PackageTemplateInfo",
+    "PackageTemplateStatus",
     "Page",
+    "PcrProfile",
+    "ProfileReusePolicy",
     "Ref",
+    "ReuseType",
+    "ServiceProfile",
+    "ServiceState",
     "Sim",
     "SimStatus",
+    "Throttling",
     "TimeAllowance",
     "TimeUnit",
+    "Wallet",
+    "WalletMode",
+    "WalletOwner",
+    "WalletType",
     "timestamp_to_datetime",
 ]
 
@@ -124,9 +155,81 @@ class ActivationType(enum.StrEnum):
     MANUAL = "MANUAL"
 
 
+class PackageTemplateStatus(enum.StrEnum):
+    """Known package template statuses: display strings, not upper-case codes."""
+
+    ACTIVE = "Active"
+    NOT_ACTIVE = "Not Active"
+    DEACTIVATED = "De-activated"
+
+
+class EuiccProfileState(enum.StrEnum):
+    """Known states of an eSIM's eUICC profile (its life cycle on the SM-DP+)."""
+
+    AVAILABLE = "AVAILABLE"
+    CONFIRMED = "CONFIRMED"
+    ALLOCATED = "ALLOCATED"
+    LINKED = "LINKED"
+    DOWNLOADED = "DOWNLOADED"
+    RELEASED = "RELEASED"
+    INSTALLED = "INSTALLED"
+    ENABLED = "ENABLED"
+    DISABLED = "DISABLED"
+    ERROR = "ERROR"
+    DELETED = "DELETED"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+class ReuseType(enum.StrEnum):
+    """On which devices a released eUICC profile may be downloaded again."""
+
+    NEW_EID_MID = "NEW_EID_MID"
+    NEW_EID = "NEW_EID"
+    SAME_EID = "SAME_EID"
+    SAME_EID_MID = "SAME_EID_MID"
+
+
+class ServiceState(enum.StrEnum):
+    """Whether a SIM's data, voice or SMS service is allowed (PCR profile)."""
+
+    ENABLED = "ENABLED"
+    DISABLED = "DISABLED"
+
+
+class Throttling(enum.StrEnum):
+    """A SIM's data speed cap (PCR profile)."""
+
+    NO_LIMIT = "NO_LIMIT"
+    SPEED_100_KBPS = "SPEED_100_KBPS"
+    SPEED_500_KBPS = "SPEED_500_KBPS"
+    SPEED_1000_KBPS = "SPEED_1000_KBPS"
+    SPEED_2000_KBPS = "SPEED_2000_KBPS"
+    SPEED_3000_KBPS = "SPEED_3000_KBPS"
+    SPEED_5000_KBPS = "SPEED_5000_KBPS"
+
+
+class WalletMode(enum.StrEnum):
+    """Which wallet a SIM's usage is charged to: its group's or its own."""
+
+    GROUP = "GROUP"
+    SIM = "SIM"
+
+
+class WalletType(enum.StrEnum):
+    """What owns a wallet."""
+
+    GROUP = "GROUP"
+    INVENTORY = "INVENTORY"
+    SIM = "SIM"
+
+
 @attrs.define(slots=True, kw_only=True)
 class Ref:
-    """A reference to a group, inventory or company: an id and, if sent, a name."""
+    """A reference to a group, inventory or company: an id and, if sent, a name.
+
+    ``name`` is ``None`` exactly when the API sent a bare id; an ``{id, name}``
+    object without its ``name`` does not decode.
+    """
 
     id: int
     name: str | None = None
@@ -136,21 +239,22 @@ class Ref:
 class Imsi:
     """One IMSI of a SIM and the sponsor (network) that issued it."""
 
-    sponsor_id: int | None = None
-    imsi: int | None = None
+    sponsor_id: int
+    imsi: int
 
 
 @attrs.define(slots=True, kw_only=True)
 class Sim:
     """A SIM registry entry (list item or full record; both shapes decode here).
 
-    ``provisioned_date``, ``terminated_date``, ``created_date`` and
-    ``modified_date`` are raw Unix timestamps (seconds in the documents);
-    use the ``*_at`` properties for datetimes.
+    ``iccid`` and ``sim_status`` are required in both shapes. ``provisioned_date``,
+    ``terminated_date``, ``created_date`` and ``modified_date`` are raw Unix
+    timestamps (seconds in the documents); use the ``*_at`` properties for
+    datetimes.
     """
 
     iccid: str
-    sim_status: SimStatus | str | None = None
+    sim_status: SimStatus | str
     group: Ref | None = None
     inventory: Ref | None = None
     company: Ref | None = None
@@ -187,11 +291,11 @@ class Inventory:
     """An eSIM inventory. Timestamps are raw (milliseconds in the documents)."""
 
     id: int
-    name: str | None = None
-    created_date: int | None = None
-    modified_date: int | None = None
-    company: int | None = None
-    status: InventoryStatus | str | None = None
+    name: str
+    created_date: int
+    modified_date: int
+    company: int
+    status: InventoryStatus | str
     note: str | None = None
     deleted_date: int | None = None
     parent_inventory: int | None = None
@@ -202,7 +306,7 @@ class Inventory:
     @property
     def is_active(self) -> bool:
         """Whether the status says active, whatever its spelling (``ACTIVE``, ``Active``)."""
-        return isinstance(self.status, str) and self.status.upper() == "ACTIVE"
+        return self.status.upper() == "ACTIVE"
 
     @property
     def created_at(self) -> datetime | None:
@@ -229,37 +333,91 @@ class Inventory:
 class TimeAllowance:
     """A duration in a calendar unit, e.g. 30 ``DAY``."""
 
-    unit: TimeUnit | str | None = None
-    duration: int | None = None
+    unit: TimeUnit | str
+    duration: int
 
 
 @attrs.define(slots=True, kw_only=True)
 class PackageTemplateInfo:
-    """The package template as embedded in a package's detail or create response."""
+    """A package template's seven-field summary.
+
+    As embedded in a package's create response, and as the answer to
+    ``POST /package-templates``. ``activation_time_allowance`` is in seconds.
+    """
 
     id: int
-    name: str | None = None
+    name: str
+    voice_usage_allowance: int
+    data_usage_allowance: int
+    sms_usage_allowance: int
+    time_allowance: TimeAllowance
+    activation_time_allowance: int
+
+
+@attrs.define(slots=True, kw_only=True)
+class PackageTemplate:
+    """A package template (``/package-templates``, and a package's detail view).
+
+    Timestamps are raw (milliseconds in the documents); ``0`` means "not set".
+    ``data_usage_allowance`` is in bytes, ``activation_time_allowance`` in
+    seconds. ``traffic_policy`` is an id (an ``int``).
+    """
+
+    id: int
+    name: str
+    supported_countries: list[str]
+    data_usage_allowance: int
+    activation_type: ActivationType | str
+    created_date: int
+    modified_date: int
+    time_allowance: TimeAllowance
+    status: PackageTemplateStatus | str
+    traffic_policy: int | None = None
     voice_usage_allowance: int | None = None
-    data_usage_allowance: int | None = None
     sms_usage_allowance: int | None = None
-    time_allowance: TimeAllowance | None = None
-    activation_time_allowance: TimeAllowance | int | None = None
+    activation_time_allowance: int | None = None
+    earliest_activation_date: int | None = None
+    earliest_available_date: int | None = None
+    latest_available_date: int | None = None
+    notes: str | None = None
+    deactivated_date: int | None = None
+    apn: str | None = None
+
+    @property
+    def created_at(self) -> datetime | None:
+        """``created_date`` as an aware UTC datetime."""
+        return timestamp_to_datetime(self.created_date)
+
+    @property
+    def modified_at(self) -> datetime | None:
+        """``modified_date`` as an aware UTC datetime."""
+        return timestamp_to_datetime(self.modified_date)
+
+    @property
+    def deactivated_at(self) -> datetime | None:
+        """``deactivated_date`` as an aware UTC datetime (``None`` unless de-activated)."""
+        return timestamp_to_datetime(self.deactivated_date)
 
 
 @attrs.define(slots=True, kw_only=True)
 class Package:
     """A package on a SIM: list item, detail, or create response.
 
-    ``package_template`` is an ``int`` id in lists and a
-    :class:`PackageTemplateInfo` in the detail and create responses; use
-    :attr:`package_template_id` when only the id matters. Timestamps are raw
-    (milliseconds in the documents); ``time_allowance`` is in seconds.
+    ``package_template`` is an ``int`` id in lists, the full
+    :class:`PackageTemplate` in the detail view (``GET /packages/{id}``), and
+    a :class:`PackageTemplateInfo` in the create response (the rule that tells
+    the two objects apart is in this module's docstring); use
+    :attr:`package_template_id` when only the id matters. ``id``, ``sim``,
+    ``package_template`` and ``status`` are required in every shape; the
+    create response's other fields are optional here because lists leave them
+    out. Timestamps are raw (milliseconds in the documents);
+    ``time_allowance`` is in seconds.
     """
 
     id: str
-    sim: str | None = None
-    package_template: PackageTemplateInfo | int | None = None
-    status: PackageStatus | str | None = None
+    sim: str
+    package_template: PackageTemplate | PackageTemplateInfo | int
+    status: PackageStatus | str
     window_activation_start: int | None = None
     window_activation_end: int | None = None
     voice_usage_remaining: int | None = None
@@ -276,12 +434,12 @@ class Package:
     package by reading it back after an ambiguous failure."""
 
     @property
-    def package_template_id(self) -> int | None:
+    def package_template_id(self) -> int:
         """The template's id, whichever shape ``package_template`` came in."""
         template = self.package_template
-        if isinstance(template, PackageTemplateInfo):
-            return template.id
-        return template
+        if isinstance(template, int):
+            return template
+        return template.id
 
     @property
     def created_at(self) -> datetime | None:
@@ -315,28 +473,125 @@ class Package:
 
 
 @attrs.define(slots=True, kw_only=True)
-class PackageTemplate:
-    """A package template (``/package-templates``)."""
+class Country:
+    """A country the API knows (``/countries``): templates name countries by ``iso3``."""
+
+    name: str
+    iso2: str
+    iso3: str
+
+
+@attrs.define(slots=True, kw_only=True)
+class ProfileReusePolicy:
+    """Whether and where a released eUICC profile may be downloaded again, and how often."""
+
+    reuse_type: ReuseType | str
+    max_count: int
+
+
+@attrs.define(slots=True, kw_only=True)
+class EuiccProfile:
+    """The eUICC profile of an eSIM (``GET /euicc-profiles/{iccid}``).
+
+    ``activation_code`` is the LPA activation code a phone scans
+    (``LPA:1$smdp.example$MATCHING-ID``). ``imsi`` is text here, unlike a
+    SIM's IMSIs. ``last_operation_date`` and ``release_date`` are raw Unix
+    timestamps; use the ``*_at`` properties for datetimes. The older
+    documented answer wrapped as ``{"profile": {...}}`` is unwrapped by
+    :func:`~betatel_async._converter.decode_model`, which every ``get`` uses.
+    """
+
+    iccid: str
+    imsi: str
+    state: EuiccProfileState | str
+    last_operation_date: int
+    activation_code: str
+    reuse_remaining_count: int | None = None
+    reuse_enabled: bool | None = None
+    profile_reuse_policy: ProfileReusePolicy | None = None
+    release_date: int | None = None
+    cc_required: bool | None = None
+    cc_retries: int | None = None
+    eid: str | None = None
+
+    @property
+    def last_operation_at(self) -> datetime | None:
+        """``last_operation_date`` as an aware UTC datetime (``None`` if not set)."""
+        return timestamp_to_datetime(self.last_operation_date)
+
+    @property
+    def released_at(self) -> datetime | None:
+        """``release_date`` as an aware UTC datetime (``None`` if not released)."""
+        return timestamp_to_datetime(self.release_date)
+
+
+@attrs.define(slots=True, kw_only=True)
+class DataProfile:
+    """A SIM's data service in its PCR profile: on or off, and its speed cap."""
+
+    state: ServiceState | str
+    active_throttling: Throttling | str
+
+
+@attrs.define(slots=True, kw_only=True)
+class ServiceProfile:
+    """A SIM's voice or SMS service in its PCR profile: on or off."""
+
+    state: ServiceState | str
+
+
+@attrs.define(slots=True, kw_only=True)
+class WalletOwner:
+    """What a wallet belongs to: a group or inventory id, or a SIM's ICCID."""
+
+    group: int | None = None
+    inventory: int | None = None
+    sim: str | None = None
+
+
+@attrs.define(slots=True, kw_only=True)
+class Wallet:
+    """A balance usage is charged to. ``balance`` and ``overdraft`` are integers in the API's unit."""
 
     id: int
-    name: str | None = None
-    supported_countries: list[str] | None = None
-    data_usage_allowance: int | None = None
-    activation_type: ActivationType | str | None = None
-    created_date: int | None = None
-    modified_date: int | None = None
-    time_allowance: TimeAllowance | None = None
-    status: str | None = None
-    traffic_policy: str | None = None
-    voice_usage_allowance: int | None = None
-    sms_usage_allowance: int | None = None
-    activation_time_allowance: TimeAllowance | int | None = None
-    earliest_activation_date: int | None = None
-    earliest_available_date: int | None = None
-    latest_available_date: int | None = None
-    notes: str | None = None
-    deactivated_date: int | None = None
-    apn: str | None = None
+    owner: WalletOwner
+    balance: int
+    overdraft: int
+    wallet_type: WalletType | str
+
+
+@attrs.define(slots=True, kw_only=True)
+class PcrProfile:
+    """A SIM's policy and charging profile (``/sim-pcr-profiles/{iccid}``).
+
+    ``sim`` is the ICCID. ``route_policy`` is an id, absent when none is set.
+    """
+
+    sim: str
+    data: DataProfile
+    voice: ServiceProfile
+    sms: ServiceProfile
+    wallets: list[Wallet]
+    wallet_mode: WalletMode | str
+    route_policy: int | None = None
+
+
+@attrs.define(slots=True, kw_only=True)
+class ApiStatus:
+    """The API's health (``GET /api/v1/status``).
+
+    ``status`` is ``"ok"`` or ``"error"`` as documented, kept as sent;
+    ``uptime`` is in seconds.
+    """
+
+    status: str
+    version: str
+    uptime: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether ``status`` is exactly ``"ok"``."""
+        return self.status == "ok"
 
 
 @attrs.define(slots=True, kw_only=True)

@@ -37,16 +37,22 @@ __all__ = ["Response", "Transport", "map_aiohttp_error"]
 logger: Final = logging.getLogger("betatel_async")
 
 _REDACTED: Final = "***"
+_CREDENTIAL_HEADERS: Final = frozenset({"x-api-key", "x-user-id"})
 _URL_CACHE_SIZE: Final = 64
 
 
 @attrs.define(slots=True)
 class Response:
-    """A successful (2xx) response: its status and parsed JSON (``None`` if empty), or its body."""
+    """A successful (2xx) response: its status and parsed JSON (``None`` if empty), or its body.
+
+    ``content_type`` is the media type of the ``Content-Type`` header without
+    its parameters (aiohttp's ``application/octet-stream`` when absent).
+    """
 
     status: int
     data: Any
     attempts: int
+    content_type: str = ""
 
 
 def map_aiohttp_error(exc: BaseException, *, method: str, path: str) -> tuple[APIError, str]:
@@ -168,6 +174,7 @@ class Transport:
         self._base_url = base_url
         self._prefix = base_url.path.rstrip("/")  # a base URL may carry a path prefix
         self._headers = dict(headers)
+        self._anonymous_headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
         self._secret = secret
         self.timeout = timeout
         self.retry = retry
@@ -212,6 +219,7 @@ class Transport:
         retry: RetryPolicy | None = None,
         on_retry: Callable[[], None] | None = None,
         parse: bool = True,
+        credentials: bool = True,
     ) -> Response:
         """Send ``method path`` until it succeeds or the retry policy gives up.
 
@@ -229,9 +237,12 @@ class Transport:
                 most likely cut short). With ``False``, ``data`` is the body
                 as bytes, for a caller that parses it later (a scan does,
                 when the page is taken).
+            credentials: Send the ``x-api-key`` and ``x-user-id`` headers
+                (``False`` for an endpoint that needs none: the key is then
+                not sent at all).
 
         Returns:
-            The 2xx response with its parsed JSON body.
+            The 2xx response: its parsed JSON body (``parse=True``) or its bytes.
 
         Raises:
             APIStatusError: A subclass per status, once retries are exhausted.
@@ -246,7 +257,7 @@ class Transport:
                 self._urls[path] = url
         full_path = url.raw_path
         body = orjson.dumps(json) if json is not None else None
-        headers = self._headers
+        headers = self._headers if credentials else self._anonymous_headers
         started = time.monotonic()
         attempt = 0
         retried_cost: int | None = None
@@ -278,6 +289,7 @@ class Transport:
                         timeout=attempt_timeout,
                     ) as resp:
                         status = resp.status
+                        content_type = resp.content_type
                         raw = await resp.read()
                         if not 200 <= status < 300:
                             retry_after = retry_after_from_headers(resp.headers)
@@ -310,7 +322,7 @@ class Transport:
                     if error_kind is None:
                         self.adaptive.on_success()
                         self.budget.release_success(retried_cost)
-                        return Response(status=status, data=data, attempts=attempt)
+                        return Response(status=status, data=data, attempts=attempt, content_type=content_type)
                 else:
                     error = self._status_error(status, raw, method, full_path, retry_after, date)
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Collection
-from typing import Final
+from typing import Final, cast
 from urllib.parse import quote
 
 from yarl import URL
@@ -55,6 +55,11 @@ def check_iccid(name: str, value: object) -> str:
     if not _ICCID.fullmatch(value):
         raise InvalidArgumentError(name, "must be an ICCID of 18 to 22 decimal digits")
     return value
+
+
+def check_optional_iccid(name: str, value: object) -> str | None:
+    """``None`` or an ICCID (a filter), as :func:`check_iccid`."""
+    return None if value is None else check_iccid(name, value)
 
 
 def check_choice(name: str, value: object, choices: Collection[str]) -> str | None:
@@ -144,3 +149,45 @@ def check_positive_float(name: str, value: object, *, allow_none: bool = False) 
     if not value > 0 or value == float("inf"):
         raise InvalidArgumentError(name, f"must be a positive finite number of seconds, got {value}")
     return float(value)
+
+
+_ALPHA3: Final = re.compile(r"[A-Z]{3}")
+
+
+def check_text(name: str, value: object) -> str:
+    """A non-blank string."""
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(name, f"expected a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidArgumentError(name, "must not be empty")
+    return value
+
+
+def check_country_codes(name: str, value: object) -> list[str]:
+    """A non-empty list of distinct ISO 3166-1 alpha-3 codes, upper case (``["FRA", "DEU"]``).
+
+    Only the form is checked (three letters A-Z): which countries exist is the
+    API's to say (``client.countries``). A bare string is refused rather than
+    read as a sequence of letters.
+    """
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise InvalidArgumentTypeError(name, f"expected a list of alpha-3 codes, got {type(value).__name__}")
+    if not value:
+        raise InvalidArgumentError(name, "must name at least one country")
+    seen: set[str] = set()
+    for code in value:
+        if not isinstance(code, str) or not _ALPHA3.fullmatch(code):
+            raise InvalidArgumentError(
+                name, f"must hold ISO 3166-1 alpha-3 codes such as 'FRA', got {code!r}"
+            )
+        if code in seen:
+            raise InvalidArgumentError(name, f"names {code!r} twice")
+        seen.add(code)
+    return list(value)
+
+
+def check_given_choice(name: str, value: object, choices: Collection[str]) -> str:
+    """One of ``choices`` (exact text; a ``StrEnum`` member works); ``None`` is refused."""
+    if value is None:
+        raise InvalidArgumentError(name, f"must be one of {', '.join(sorted(choices))}; got None")
+    return cast(str, check_choice(name, value, choices))  # not None: refused above

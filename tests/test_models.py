@@ -8,6 +8,7 @@ or an object, known and unknown status text). No I/O here.
 from __future__ import annotations
 
 import copy
+import enum
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,11 @@ from betatel_async._converter import (
 )
 from betatel_async._models import (
     ActivationType,
+    ApiStatus,
+    Country,
+    DataProfile,
+    EuiccProfile,
+    EuiccProfileState,
     Imsi,
     Inventory,
     InventoryStatus,
@@ -43,12 +49,23 @@ from betatel_async._models import (
     PackageStatus,
     PackageTemplate,
     PackageTemplateInfo,
+    PackageTemplateStatus,
     Page,
+    PcrProfile,
+    ProfileReusePolicy,
     Ref,
+    ReuseType,
+    ServiceProfile,
+    ServiceState,
     Sim,
     SimStatus,
+    Throttling,
     TimeAllowance,
     TimeUnit,
+    Wallet,
+    WalletMode,
+    WalletOwner,
+    WalletType,
 )
 
 # -- strategies: the API's JSON ---------------------------------------------------------------
@@ -75,20 +92,17 @@ def open_enum(values: list[str]) -> st.SearchStrategy[str]:
     return st.sampled_from(values) | TEXT
 
 
-def values_of(
-    enum_cls: type[SimStatus | InventoryStatus | PackageStatus | TimeUnit | ActivationType],
-) -> list[str]:
+def values_of(enum_cls: type[enum.StrEnum]) -> list[str]:
     return [member.value for member in enum_cls]
 
 
 # A reference: a bare id (API 1.0.4's partial SIM) or an {id, name} object (the seed
 # document). An object always has a name here: ``{"id": 1}`` alone comes back as ``1``.
 REF = INTS | st.fixed_dictionaries({"id": INTS, "name": TEXT})
-IMSI = st.fixed_dictionaries({}, optional={"sponsor_id": INTS, "imsi": INTS})
+IMSI = st.fixed_dictionaries({"sponsor_id": INTS, "imsi": INTS})
 SIM = st.fixed_dictionaries(
-    {"iccid": TEXT},
+    {"iccid": TEXT, "sim_status": open_enum(values_of(SimStatus))},
     optional={
-        "sim_status": open_enum(values_of(SimStatus)),
         "group": REF,
         "inventory": REF,
         "company": REF,
@@ -101,13 +115,15 @@ SIM = st.fixed_dictionaries(
     },
 )
 INVENTORY = st.fixed_dictionaries(
-    {"id": INTS},
-    optional={
+    {
+        "id": INTS,
         "name": TEXT,
         "created_date": TIMESTAMPS,
         "modified_date": TIMESTAMPS,
         "company": INTS,
         "status": open_enum(["Active", "ACTIVE", "NOT_ACTIVE"]),
+    },
+    optional={
         "note": TEXT,
         "deleted_date": TIMESTAMPS,
         "parent_inventory": INTS,
@@ -116,23 +132,49 @@ INVENTORY = st.fixed_dictionaries(
         "whitelist": INTS,
     },
 )
-TIME_ALLOWANCE = st.fixed_dictionaries(
-    {}, optional={"unit": open_enum(values_of(TimeUnit)), "duration": INTS}
-)
+TIME_ALLOWANCE = st.fixed_dictionaries({"unit": open_enum(values_of(TimeUnit)), "duration": INTS})
 TEMPLATE_INFO = st.fixed_dictionaries(
-    {"id": INTS},
-    optional={
+    {
+        "id": INTS,
         "name": TEXT,
         "voice_usage_allowance": INTS,
         "data_usage_allowance": INTS,
         "sms_usage_allowance": INTS,
         "time_allowance": TIME_ALLOWANCE,
-        "activation_time_allowance": INTS | TIME_ALLOWANCE,
+        "activation_time_allowance": INTS,
+    }
+)
+PACKAGE_TEMPLATE = st.fixed_dictionaries(
+    {
+        "id": INTS,
+        "name": TEXT,
+        "supported_countries": st.lists(TEXT, max_size=3),
+        "data_usage_allowance": INTS,
+        "activation_type": open_enum(values_of(ActivationType)),
+        "created_date": TIMESTAMPS,
+        "modified_date": TIMESTAMPS,
+        "time_allowance": TIME_ALLOWANCE,
+        "status": open_enum(values_of(PackageTemplateStatus)),
+    },
+    optional={
+        "traffic_policy": INTS,
+        "voice_usage_allowance": INTS,
+        "sms_usage_allowance": INTS,
+        "activation_time_allowance": INTS,
+        "earliest_activation_date": TIMESTAMPS,
+        "earliest_available_date": TIMESTAMPS,
+        "latest_available_date": TIMESTAMPS,
+        "notes": TEXT,
+        "deactivated_date": TIMESTAMPS,
+        "apn": TEXT,
     },
 )
-_PACKAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+_PACKAGE_REQUIRED: dict[str, st.SearchStrategy[Any]] = {
+    "id": TEXT,
     "sim": TEXT,
     "status": open_enum(values_of(PackageStatus)),
+}
+_PACKAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "window_activation_start": TIMESTAMPS,
     "window_activation_end": TIMESTAMPS,
     "voice_usage_remaining": INTS,
@@ -144,34 +186,65 @@ _PACKAGE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "terminated_date": TIMESTAMPS,
     "time_allowance": INTS,
 }
-# List item: package_template is an id.
-PACKAGE = st.fixed_dictionaries({"id": TEXT}, optional={**_PACKAGE_FIELDS, "package_template": INTS})
-# Create response (and detail): package_template is an object, plus apn.
+# The three shapes of package_template: an id (lists), the seven-field info
+# (create response), the full template (detail view).
+PACKAGE = st.fixed_dictionaries({**_PACKAGE_REQUIRED, "package_template": INTS}, optional=_PACKAGE_FIELDS)
 CREATED_PACKAGE = st.fixed_dictionaries(
-    {"id": TEXT, "package_template": TEMPLATE_INFO}, optional={**_PACKAGE_FIELDS, "apn": TEXT}
+    {**_PACKAGE_REQUIRED, "package_template": TEMPLATE_INFO}, optional={**_PACKAGE_FIELDS, "apn": TEXT}
 )
-PACKAGE_TEMPLATE = st.fixed_dictionaries(
-    {"id": INTS},
-    optional={
-        "name": TEXT,
-        "supported_countries": st.lists(TEXT, max_size=3),
-        "data_usage_allowance": INTS,
-        "activation_type": open_enum(values_of(ActivationType)),
-        "created_date": TIMESTAMPS,
-        "modified_date": TIMESTAMPS,
-        "time_allowance": TIME_ALLOWANCE,
-        "status": open_enum(["Active", "Not Active", "De-activated"]),
-        "traffic_policy": TEXT,
-        "voice_usage_allowance": INTS,
-        "sms_usage_allowance": INTS,
-        "activation_time_allowance": INTS | TIME_ALLOWANCE,
-        "earliest_activation_date": TIMESTAMPS,
-        "earliest_available_date": TIMESTAMPS,
-        "latest_available_date": TIMESTAMPS,
-        "notes": TEXT,
-        "deactivated_date": TIMESTAMPS,
-        "apn": TEXT,
+DETAILED_PACKAGE = st.fixed_dictionaries(
+    {**_PACKAGE_REQUIRED, "package_template": PACKAGE_TEMPLATE}, optional=_PACKAGE_FIELDS
+)
+COUNTRY = st.fixed_dictionaries({"name": TEXT, "iso2": TEXT, "iso3": TEXT})
+PROFILE_REUSE_POLICY = st.fixed_dictionaries(
+    {"reuse_type": open_enum(values_of(ReuseType)), "max_count": INTS}
+)
+EUICC_PROFILE = st.fixed_dictionaries(
+    {
+        "iccid": TEXT,
+        "imsi": TEXT,
+        "state": open_enum(values_of(EuiccProfileState)),
+        "last_operation_date": TIMESTAMPS,
+        "activation_code": TEXT,
     },
+    optional={
+        "reuse_remaining_count": INTS,
+        "reuse_enabled": st.booleans(),
+        "profile_reuse_policy": PROFILE_REUSE_POLICY,
+        "release_date": TIMESTAMPS,
+        "cc_required": st.booleans(),
+        "cc_retries": INTS,
+        "eid": TEXT,
+    },
+)
+SERVICE_STATE = open_enum(values_of(ServiceState))
+SERVICE_PROFILE = st.fixed_dictionaries({"state": SERVICE_STATE})
+DATA_PROFILE = st.fixed_dictionaries(
+    {"state": SERVICE_STATE, "active_throttling": open_enum(values_of(Throttling))}
+)
+WALLET_OWNER = st.fixed_dictionaries({}, optional={"group": INTS, "inventory": INTS, "sim": TEXT})
+WALLET = st.fixed_dictionaries(
+    {
+        "id": INTS,
+        "owner": WALLET_OWNER,
+        "balance": INTS,
+        "overdraft": INTS,
+        "wallet_type": open_enum(values_of(WalletType)),
+    }
+)
+PCR_PROFILE = st.fixed_dictionaries(
+    {
+        "sim": TEXT,
+        "data": DATA_PROFILE,
+        "voice": SERVICE_PROFILE,
+        "sms": SERVICE_PROFILE,
+        "wallets": st.lists(WALLET, max_size=3),
+        "wallet_mode": open_enum(values_of(WalletMode)),
+    },
+    optional={"route_policy": INTS},
+)
+API_STATUS = st.fixed_dictionaries(
+    {"status": open_enum(["ok", "error"]), "version": TEXT}, optional={"uptime": INTS}
 )
 
 MODELS = [
@@ -179,13 +252,74 @@ MODELS = [
     pytest.param(Inventory, INVENTORY, id="inventory"),
     pytest.param(Package, PACKAGE, id="package"),
     pytest.param(Package, CREATED_PACKAGE, id="created-package"),
+    pytest.param(Package, DETAILED_PACKAGE, id="detailed-package"),
     pytest.param(PackageTemplate, PACKAGE_TEMPLATE, id="package-template"),
+    pytest.param(PackageTemplateInfo, TEMPLATE_INFO, id="package-template-info"),
+    pytest.param(Country, COUNTRY, id="country"),
+    pytest.param(EuiccProfile, EUICC_PROFILE, id="euicc-profile"),
+    pytest.param(ProfileReusePolicy, PROFILE_REUSE_POLICY, id="profile-reuse-policy"),
+    pytest.param(PcrProfile, PCR_PROFILE, id="pcr-profile"),
+    pytest.param(Wallet, WALLET, id="wallet"),
+    pytest.param(ApiStatus, API_STATUS, id="api-status"),
 ]
 PAGES = [
     pytest.param("sims", Sim, SIM, id="sims"),
     pytest.param("inventories", Inventory, INVENTORY, id="inventories"),
     pytest.param("packages", Package, PACKAGE, id="packages"),
+    pytest.param("package_templates", PackageTemplate, PACKAGE_TEMPLATE, id="package-templates"),
+    pytest.param("countries", Country, COUNTRY, id="countries"),
 ]
+# The smallest valid SIM (iccid and sim_status are required).
+S: dict[str, Any] = {"iccid": "1", "sim_status": "IN_SERVICE"}
+# The smallest valid package list item.
+P: dict[str, Any] = {"id": "p", "sim": "1", "package_template": 7, "status": "ACTIVE"}
+# The smallest valid inventory.
+INV: dict[str, Any] = {
+    "id": 1,
+    "name": "n",
+    "created_date": 0,
+    "modified_date": 0,
+    "company": 2,
+    "status": "ACTIVE",
+}
+# A time allowance, a template's seven-field info, and the smallest full template.
+TA: dict[str, Any] = {"unit": "DAY", "duration": 30}
+INFO: dict[str, Any] = {
+    "id": 21145354,
+    "name": "Europe 20 GB / 30 days",
+    "voice_usage_allowance": 100,
+    "data_usage_allowance": 21474836480,
+    "sms_usage_allowance": 100,
+    "time_allowance": TA,
+    "activation_time_allowance": 15552000,
+}
+T: dict[str, Any] = {
+    "id": 21145354,
+    "name": "Europe 20 GB / 30 days",
+    "supported_countries": ["FRA", "DEU"],
+    "data_usage_allowance": 21474836480,
+    "activation_type": "AUTO",
+    "created_date": 1761330317000,
+    "modified_date": 1761330317000,
+    "time_allowance": TA,
+    "status": "Active",
+}
+# The smallest valid eUICC profile and a PCR profile.
+E: dict[str, Any] = {
+    "iccid": "89148000004012345678",
+    "imsi": "310260123456789",
+    "state": "RELEASED",
+    "last_operation_date": 1761330317000,
+    "activation_code": "LPA:1$smdp.example$MATCHING-ID",
+}
+PCR: dict[str, Any] = {
+    "sim": "89148000004012345678",
+    "data": {"state": "ENABLED", "active_throttling": "NO_LIMIT"},
+    "voice": {"state": "ENABLED"},
+    "sms": {"state": "DISABLED"},
+    "wallets": [{"id": 9, "owner": {"group": 1001}, "balance": 500, "overdraft": 0, "wallet_type": "GROUP"}],
+    "wallet_mode": "SIM",
+}
 
 
 def dumps(value: Any) -> bytes:
@@ -226,7 +360,7 @@ def test_unknown_keys_are_ignored(
 def test_unknown_keys_inside_nested_objects_are_ignored() -> None:
     sim = converter.structure(
         {
-            "iccid": "89148000004012345678",
+            **S,
             "group": {"id": 1001, "name": "Premium Group", "colour": "gold"},
             "imsis": [{"sponsor_id": 200, "imsi": 310260123456789, "network": "T-Mobile US"}],
         },
@@ -239,11 +373,14 @@ def test_unknown_keys_inside_nested_objects_are_ignored() -> None:
 @pytest.mark.parametrize(
     ("cls", "doc", "field"),
     [
-        (Sim, {"iccid": "1", "sim_status": None}, "sim_status"),
-        (Sim, {"iccid": "1", "group": None}, "group"),
-        (Sim, {"iccid": "1", "imsis": None}, "imsis"),
-        (Inventory, {"id": 1, "note": None}, "note"),
-        (Package, {"id": "p", "package_template": None}, "package_template"),
+        (Sim, {**S, "group": None}, "group"),
+        (Sim, {**S, "imsis": None}, "imsis"),
+        (Inventory, {**INV, "note": None}, "note"),
+        (Package, {**P, "apn": None}, "apn"),
+        (EuiccProfile, {**E, "profile_reuse_policy": None}, "profile_reuse_policy"),
+        (PcrProfile, {**PCR, "route_policy": None}, "route_policy"),
+        (WalletOwner, {"group": None, "sim": "1"}, "group"),
+        (ApiStatus, {"status": "ok", "version": "1.0.4", "uptime": None}, "uptime"),
     ],
 )
 def test_null_optional_fields_decode_as_none_and_are_left_out(
@@ -256,12 +393,12 @@ def test_null_optional_fields_decode_as_none_and_are_left_out(
 
 def test_both_sim_shapes_decode_to_the_same_references() -> None:
     objects = {
-        "iccid": "89148000004012345678",
+        **S,
         "group": {"id": 1001, "name": "Premium Group"},
         "inventory": {"id": 12345, "name": "US East Inventory"},
         "company": {"id": 100, "name": "Acme Corp"},
     }
-    ids = {"iccid": "89148000004012345678", "group": 1001, "inventory": 12345, "company": 100}
+    ids = {**S, "group": 1001, "inventory": 12345, "company": 100}
     with_names = converter.structure(objects, Sim)
     bare = converter.structure(ids, Sim)
     for field in ("group", "inventory", "company"):
@@ -271,10 +408,10 @@ def test_both_sim_shapes_decode_to_the_same_references() -> None:
 
 
 def test_reconciled_is_never_read_from_or_written_to_json() -> None:
-    package = converter.structure({"id": "pkg_1", "reconciled": True}, Package)
+    package = converter.structure({**P, "reconciled": True}, Package)
     assert package.reconciled is False
     package.reconciled = True
-    assert unstructure(package) == {"id": "pkg_1"}
+    assert unstructure(package) == P
 
 
 # -- open enums -------------------------------------------------------------------------------
@@ -283,12 +420,26 @@ def test_reconciled_is_never_read_from_or_written_to_json() -> None:
 @pytest.mark.parametrize(
     ("cls", "doc", "field", "known"),
     [
-        (Sim, {"iccid": "1", "sim_status": "IN_SERVICE"}, "sim_status", SimStatus.IN_SERVICE),
-        (Inventory, {"id": 1, "status": "ACTIVE"}, "status", InventoryStatus.ACTIVE),
-        (Inventory, {"id": 1, "status": "NOT_ACTIVE"}, "status", InventoryStatus.NOT_ACTIVE),
-        (Package, {"id": "p", "status": "SUSPENDED"}, "status", PackageStatus.SUSPENDED),
-        (PackageTemplate, {"id": 1, "activation_type": "AUTO"}, "activation_type", ActivationType.AUTO),
-        (TimeAllowance, {"unit": "CALENDAR_MONTH"}, "unit", TimeUnit.CALENDAR_MONTH),
+        (Sim, S, "sim_status", SimStatus.IN_SERVICE),
+        (Inventory, {**INV, "status": "ACTIVE"}, "status", InventoryStatus.ACTIVE),
+        (Inventory, {**INV, "status": "NOT_ACTIVE"}, "status", InventoryStatus.NOT_ACTIVE),
+        (Package, {**P, "status": "SUSPENDED"}, "status", PackageStatus.SUSPENDED),
+        (PackageTemplate, T, "activation_type", ActivationType.AUTO),
+        (PackageTemplate, {**T, "status": "Not Active"}, "status", PackageTemplateStatus.NOT_ACTIVE),
+        (PackageTemplate, {**T, "status": "De-activated"}, "status", PackageTemplateStatus.DEACTIVATED),
+        (TimeAllowance, {"unit": "CALENDAR_MONTH", "duration": 1}, "unit", TimeUnit.CALENDAR_MONTH),
+        (EuiccProfile, {**E, "state": "UNAVAILABLE"}, "state", EuiccProfileState.UNAVAILABLE),
+        (ProfileReusePolicy, {"reuse_type": "SAME_EID", "max_count": 3}, "reuse_type", ReuseType.SAME_EID),
+        (DataProfile, {"state": "DISABLED", "active_throttling": "NO_LIMIT"}, "state", ServiceState.DISABLED),
+        (
+            DataProfile,
+            {"state": "ENABLED", "active_throttling": "SPEED_5000_KBPS"},
+            "active_throttling",
+            Throttling.SPEED_5000_KBPS,
+        ),
+        (ServiceProfile, {"state": "ENABLED"}, "state", ServiceState.ENABLED),
+        (PcrProfile, PCR, "wallet_mode", WalletMode.SIM),
+        (Wallet, PCR["wallets"][0], "wallet_type", WalletType.GROUP),
     ],
 )
 def test_known_status_text_decodes_to_its_member(
@@ -306,6 +457,36 @@ def test_unknown_sim_status_stays_text_and_round_trips(text: str) -> None:
     assert unstructure(sim)["sim_status"] == text
 
 
+# Every open enum of the new models: (model, a valid document, the field, its enum).
+NEW_OPEN_ENUMS = [
+    pytest.param(PackageTemplate, T, "status", PackageTemplateStatus, id="template-status"),
+    pytest.param(PackageTemplate, T, "activation_type", ActivationType, id="activation-type"),
+    pytest.param(EuiccProfile, E, "state", EuiccProfileState, id="euicc-state"),
+    pytest.param(
+        ProfileReusePolicy, {"reuse_type": "NEW_EID", "max_count": 1}, "reuse_type", ReuseType, id="reuse"
+    ),
+    pytest.param(DataProfile, PCR["data"], "state", ServiceState, id="service-state"),
+    pytest.param(DataProfile, PCR["data"], "active_throttling", Throttling, id="throttling"),
+    pytest.param(PcrProfile, PCR, "wallet_mode", WalletMode, id="wallet-mode"),
+    pytest.param(Wallet, PCR["wallets"][0], "wallet_type", WalletType, id="wallet-type"),
+]
+
+
+@pytest.mark.parametrize(("cls", "doc", "field", "enum_cls"), NEW_OPEN_ENUMS)
+@settings(deadline=None, max_examples=50)
+@given(text=TEXT)
+def test_unknown_enum_text_of_the_new_models_is_kept_and_round_trips(
+    cls: type, doc: dict[str, Any], field: str, enum_cls: type[enum.StrEnum], text: str
+) -> None:
+    known = values_of(enum_cls)
+    for conv in (converter, _detailed()):
+        obj = conv.structure({**doc, field: text}, cls)
+        value = getattr(obj, field)
+        assert value == text
+        assert (type(value) is str) is (text not in known)
+        assert unstructure(obj)[field] == text
+
+
 @pytest.mark.parametrize(
     ("status", "active", "member"),
     [
@@ -316,7 +497,7 @@ def test_unknown_sim_status_stays_text_and_round_trips(text: str) -> None:
     ],
 )
 def test_inventory_status_spellings(status: str, active: bool, member: bool) -> None:
-    inventory = converter.structure({"id": 1, "status": status}, Inventory)
+    inventory = converter.structure({**INV, "status": status}, Inventory)
     assert inventory.is_active is active
     assert isinstance(inventory.status, InventoryStatus) is member
     assert unstructure(inventory)["status"] == status
@@ -361,12 +542,20 @@ def test_milliseconds_are_exact(ms: int) -> None:
 
 
 def test_datetime_accessors_use_the_inference() -> None:
-    sim = converter.structure({"iccid": "1", "provisioned_date": 1640995200, "terminated_date": 0}, Sim)
+    sim = converter.structure({**S, "provisioned_date": 1640995200, "terminated_date": 0}, Sim)
     assert sim.provisioned_at == datetime(2022, 1, 1, tzinfo=UTC)
     assert sim.terminated_at is None
-    package = converter.structure({"id": "p", "created_date": 1761330317000}, Package)
+    package = converter.structure({**P, "created_date": 1761330317000}, Package)
     assert package.created_at == datetime(2025, 10, 24, 18, 25, 17, tzinfo=UTC)
     assert package.activated_at is None
+    profile = converter.structure(
+        {**E, "last_operation_date": 1761330317000, "release_date": 0}, EuiccProfile
+    )
+    assert profile.last_operation_at == datetime(2025, 10, 24, 18, 25, 17, tzinfo=UTC)
+    assert profile.released_at is None
+    template = converter.structure({**T, "deactivated_date": 1640995200}, PackageTemplate)
+    assert template.deactivated_at == datetime(2022, 1, 1, tzinfo=UTC)
+    assert template.created_at == datetime(2025, 10, 24, 18, 25, 17, tzinfo=UTC)
 
 
 # -- strictness and error paths ---------------------------------------------------------------
@@ -378,37 +567,69 @@ def test_datetime_accessors_use_the_inference() -> None:
         (Sim, {}, "$.iccid"),
         (Sim, {"iccid": None}, "$.iccid"),
         (Sim, {"iccid": 89148000004012345678}, "$.iccid"),
-        (Sim, {"iccid": "1", "mapped_imsi": "310260123456789"}, "$.mapped_imsi"),
-        (Sim, {"iccid": "1", "mapped_imsi": 3.1e14}, "$.mapped_imsi"),
-        (Sim, {"iccid": "1", "provisioned_date": True}, "$.provisioned_date"),
-        (Sim, {"iccid": "1", "sim_status": 3}, "$.sim_status"),
-        (Sim, {"iccid": "1", "group": "1001"}, "$.group"),
-        (Sim, {"iccid": "1", "group": True}, "$.group"),
-        (Sim, {"iccid": "1", "group": [1001]}, "$.group"),
-        (Sim, {"iccid": "1", "group": {"name": "Premium"}}, "$.group.id"),
-        (Sim, {"iccid": "1", "group": {"id": "1001"}}, "$.group.id"),
-        (Sim, {"iccid": "1", "company": {"id": 1, "name": 7}}, "$.company.name"),
-        (Sim, {"iccid": "1", "imsis": "310260123456789"}, "$.imsis"),
-        (Sim, {"iccid": "1", "imsis": {"imsi": 1}}, "$.imsis"),
-        (Sim, {"iccid": "1", "imsis": [{"imsi": 1}, []]}, "$.imsis[1]"),
-        (Sim, {"iccid": "1", "imsis": [{"imsi": 1}, {"sponsor_id": "200"}]}, "$.imsis[1].sponsor_id"),
-        (Inventory, {"id": "51952"}, "$.id"),
-        (Inventory, {"id": 1, "status": ["Active"]}, "$.status"),
-        (Package, {"id": 5}, "$.id"),
-        (Package, {"id": "p", "package_template": "21145354"}, "$.package_template"),
-        (Package, {"id": "p", "package_template": {"name": "x"}}, "$.package_template.id"),
+        (Sim, {**S, "mapped_imsi": "310260123456789"}, "$.mapped_imsi"),
+        (Sim, {**S, "mapped_imsi": 3.1e14}, "$.mapped_imsi"),
+        (Sim, {**S, "provisioned_date": True}, "$.provisioned_date"),
+        (Sim, {**S, "sim_status": 3}, "$.sim_status"),
+        (Sim, {**S, "sim_status": None}, "$.sim_status"),
+        (Sim, {**S, "group": "1001"}, "$.group"),
+        (Sim, {**S, "group": True}, "$.group"),
+        (Sim, {**S, "group": [1001]}, "$.group"),
+        (Sim, {**S, "group": {"name": "Premium"}}, "$.group.id"),
+        (Sim, {**S, "group": {"id": "1001", "name": "Premium"}}, "$.group.id"),
+        (Sim, {**S, "company": {"id": 1, "name": 7}}, "$.company.name"),
+        (Sim, {**S, "company": {"id": 1, "name": None}}, "$.company.name"),
+        (Sim, {**S, "imsis": "310260123456789"}, "$.imsis"),
+        (Sim, {**S, "imsis": {"imsi": 1}}, "$.imsis"),
+        (Sim, {**S, "imsis": [{"sponsor_id": 200, "imsi": 1}, []]}, "$.imsis[1]"),
+        (
+            Sim,
+            {**S, "imsis": [{"sponsor_id": 200, "imsi": 1}, {"sponsor_id": "200", "imsi": 2}]},
+            "$.imsis[1].sponsor_id",
+        ),
+        (Inventory, {**INV, "id": "51952"}, "$.id"),
+        (Inventory, {**INV, "status": ["Active"]}, "$.status"),
+        (Package, {**P, "id": 5}, "$.id"),
+        (Package, {**P, "package_template": "21145354"}, "$.package_template"),
+        (Package, {**P, "package_template": None}, "$.package_template"),
+        (Package, {**P, "package_template": [21145354]}, "$.package_template"),
+        (Package, {**P, "package_template": {**INFO, "id": "1"}}, "$.package_template.id"),
         (
             Package,
-            {"id": "p", "package_template": {"id": 1, "time_allowance": {"unit": "DAY", "duration": "30"}}},
+            {**P, "package_template": {**T, "traffic_policy": "FAIR_USE"}},
+            "$.package_template.traffic_policy",
+        ),
+        (
+            Package,
+            {**P, "package_template": {**INFO, "time_allowance": {"unit": "DAY", "duration": "30"}}},
             "$.package_template.time_allowance.duration",
         ),
         (
             Package,
-            {"id": "p", "package_template": {"id": 1, "activation_time_allowance": "180d"}},
+            {**P, "package_template": {**INFO, "activation_time_allowance": "180d"}},
             "$.package_template.activation_time_allowance",
         ),
-        (PackageTemplate, {"id": 1, "supported_countries": "FR"}, "$.supported_countries"),
-        (PackageTemplate, {"id": 1, "supported_countries": ["FR", 33]}, "$.supported_countries[1]"),
+        (PackageTemplate, {**T, "supported_countries": "FR"}, "$.supported_countries"),
+        (PackageTemplate, {**T, "supported_countries": ["FR", 33]}, "$.supported_countries[1]"),
+        (PackageTemplate, {**T, "traffic_policy": "FAIR_USE"}, "$.traffic_policy"),
+        (EuiccProfile, {**E, "imsi": 310260123456789}, "$.imsi"),
+        (EuiccProfile, {**E, "reuse_enabled": 1}, "$.reuse_enabled"),
+        (
+            EuiccProfile,
+            {**E, "profile_reuse_policy": {"reuse_type": "SAME_EID", "max_count": "3"}},
+            "$.profile_reuse_policy.max_count",
+        ),
+        (
+            PcrProfile,
+            {**PCR, "data": {"state": "ENABLED", "active_throttling": 500}},
+            "$.data.active_throttling",
+        ),
+        (
+            PcrProfile,
+            {**PCR, "wallets": [PCR["wallets"][0], {**PCR["wallets"][0], "owner": {"sim": 1}}]},
+            "$.wallets[1].owner.sim",
+        ),
+        (ApiStatus, {"status": "ok", "version": 1}, "$.version"),
         (Sim, "89148000004012345678", "$"),
         (Sim, ["89148000004012345678"], "$"),
     ],
@@ -473,7 +694,7 @@ def test_one_bad_field_in_a_page_is_named_by_its_json_path(
 
 
 def test_the_documented_malformed_example_path() -> None:
-    sims: list[dict[str, Any]] = [{"iccid": str(89148000004012345678 + n)} for n in range(5)]
+    sims: list[dict[str, Any]] = [{**S, "iccid": str(89148000004012345678 + n)} for n in range(5)]
     sims[3]["imsis"] = [{"sponsor_id": 200, "imsi": "310260123456789"}]
     with pytest.raises(MalformedResponseError) as info:
         decode_page({"total": 5, "offset": 0, "count": 5, "sims": sims}, "sims", Sim, method="GET", path="/p")
@@ -534,7 +755,7 @@ def test_decode_json_parses_or_raises_malformed_response(body: bytes) -> None:
 
 def test_check_page_then_structure_page_is_decode_page() -> None:
     """A scan may check a page when it arrives and build its items when it hands it on."""
-    body = {"total": 7, "offset": 5, "count": 2, "sims": [{"iccid": "1"}, {"iccid": "2", "group": 3}]}
+    body = {"total": 7, "offset": 5, "count": 2, "sims": [S, {**S, "iccid": "2", "group": 3}]}
     same = copy.deepcopy(body)
     raw = check_page(body, "sims", method="GET", path="/p")
     items = body["sims"]
@@ -543,24 +764,26 @@ def test_check_page_then_structure_page_is_decode_page() -> None:
     assert typed is raw  # in place
     assert items == [None, None]  # consumed: each JSON object freed once its model was built
     assert typed == decode_page(same, "sims", Sim, method="GET", path="/p")
-    assert typed.items == [Sim(iccid="1"), Sim(iccid="2", group=Ref(id=3))]
+    status = SimStatus.IN_SERVICE
+    assert typed.items == [
+        Sim(iccid="1", sim_status=status),
+        Sim(iccid="2", sim_status=status, group=Ref(id=3)),
+    ]
 
 
 @pytest.mark.parametrize("bad", [0, 1, 3])
 def test_structure_page_names_the_bad_item_although_those_before_it_were_consumed(bad: int) -> None:
-    sims: list[Any] = [{"iccid": str(n)} for n in range(4)]
-    sims[bad] = {"iccid": bad}
+    sims: list[Any] = [{**S, "iccid": str(n)} for n in range(4)]
+    sims[bad] = {**S, "iccid": bad}
     raw = check_page({"total": 4, "offset": 0, "sims": sims}, "sims", method="GET", path="/p")
     with pytest.raises(MalformedResponseError) as info:
         structure_page(raw, "sims", Sim, method="GET", path="/p")
     assert info.value.json_path == f"$.sims[{bad}].iccid"
-    assert sims[bad] == {"iccid": bad}
+    assert sims[bad] == {**S, "iccid": bad}
 
 
 def test_a_page_without_count_counts_its_items() -> None:
-    page = decode_page(
-        {"total": 1, "offset": 0, "sims": [{"iccid": "1"}]}, "sims", Sim, method="GET", path="/p"
-    )
+    page = decode_page({"total": 1, "offset": 0, "sims": [S]}, "sims", Sim, method="GET", path="/p")
     assert (page.total, page.offset, page.count, len(page)) == (1, 0, 1, 1)
 
 
@@ -571,7 +794,7 @@ def test_a_page_without_count_counts_its_items() -> None:
         ({"total": 1, "offset": "0", "sims": []}, "$.offset"),
         ({"total": True, "offset": 0, "sims": []}, "$.total"),
         ({"total": 1, "offset": 0}, "$.sims"),
-        ({"total": 1, "offset": 0, "sims": {"iccid": "1"}}, "$.sims"),
+        ({"total": 1, "offset": 0, "sims": S}, "$.sims"),
         ([], "$"),
     ],
 )
@@ -793,10 +1016,9 @@ def test_generated_source_is_in_tracebacks() -> None:
 @given(
     sims=st.lists(
         st.fixed_dictionaries(
-            {"iccid": TEXT},
+            {"iccid": TEXT, "sim_status": TEXT},
             optional={
-                "sim_status": TEXT | st.none(),
-                "group": INTS | st.none() | st.fixed_dictionaries({"id": INTS}, optional={"name": TEXT}),
+                "group": INTS | st.none() | st.fixed_dictionaries({"id": INTS, "name": TEXT}),
                 "imsis": st.lists(IMSI, max_size=2) | st.none(),
                 "mapped_imsi": INTS | st.none(),
             },

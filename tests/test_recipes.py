@@ -185,3 +185,39 @@ async def test_recipe_bulk_export(sandbox: Sandbox, tmp_path: Path) -> None:
     assert [json.loads(line)["iccid"] for line in lines] == [s["iccid"] for s in sandbox.data.sims_list()]
     assert report.items == 1500
     assert report.finished
+
+
+# --- recipe: sell and install an eSIM ------------------------------------------------
+
+
+async def sell_esim(client: bt.BetatelClient, iccid: str, country: str) -> tuple[str, bytes]:
+    sim = await client.sims.get(iccid)
+    inventory = sim.inventory.id if sim.inventory else None  # the templates it may use
+    templates = await client.package_templates.all(inventory=inventory)
+    template = next(
+        t
+        for t in templates
+        if t.status == bt.PackageTemplateStatus.ACTIVE and country in t.supported_countries
+    )
+    package = await client.packages.create(sim=iccid, package_template=template.id)
+    await client.packages.activate(package.id)
+    profile = await client.euicc_profiles.get(iccid)
+    png = await client.euicc_profiles.qr_code(iccid)  # the image as served
+    return profile.activation_code, png
+
+
+async def test_recipe_sell_and_install_an_esim(sandbox: Sandbox) -> None:
+    taken = {p["sim"] for p in sandbox.data.packages_list()}
+    sim = next(
+        s for s in sandbox.data.sims_list() if s["iccid"] not in taken and s["inventory"]["id"] == 51952
+    )
+    async with bt.BetatelClient(
+        api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url
+    ) as client:
+        code, png = await sell_esim(client, sim["iccid"], "AUT")
+    assert code == sandbox.data.euicc_profile(sim["iccid"])["activation_code"]
+    assert code.startswith("LPA:1$")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    (package,) = sandbox.data.sim_packages(sim["iccid"])
+    assert package["status"] == "ACTIVE"
+    assert sandbox.data.template_inventory(package["package_template"]) == 51952

@@ -1,0 +1,341 @@
+"""A listing described as data, and ``list/pages/iter/all`` written once on that description.
+
+Strategy: what differs between two listings is data (a path, the envelope key
+of its items, the model, an item's natural key, the filters and how each is
+checked), so it is a frozen :class:`Listing`. What a listing can do is written
+once: :class:`ListingQuery` reads one listing with given filters through the
+transport (it is also the scan's ``PageSource``), and :class:`ListingResource`
+holds the one implementation of ``list``, ``pages``, ``iter`` and ``all``,
+which each resource exposes through thin typed methods (mypy needs one per
+resource to know its filters). The scan options are grouped in the TypedDicts
+:class:`ScanOptions` and :class:`SnapshotOptions`, so no keyword list is
+forwarded by hand through several signatures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Generic, TypedDict, TypeVar, cast
+
+import attrs
+import orjson
+
+from .._converter import check_page, structure_page
+from .._errors import DriftError, InvalidArgumentError, InvalidArgumentTypeError
+from .._models import Page
+from .._paginate import DriftPolicy, ItemScan, PageScan, ScanReport, ScanRunner, Window
+from .._validate import MAX_PAGE_SIZE, check_choice, check_int
+from ._paths import PATHS
+
+if TYPE_CHECKING:  # the client imports this module; no models here, so cattrs is unaffected
+    from .._transport import Response, Transport
+
+__all__ = ["Check", "Listing", "ListingQuery", "ListingResource", "ScanOptions", "SnapshotOptions"]
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+DEFAULT_SCAN_PAGE_SIZE: Final = 100
+LOOKAHEAD_FACTOR: Final = 2
+"""Ordered scans start no window more than ``LOOKAHEAD_FACTOR * concurrency``
+pages past the consumer's position."""
+
+Check = Callable[[str, object], "str | int | None"]
+"""A filter's check: ``check(name, value)`` returns the value to send (``None``:
+not sent) or raises ``InvalidArgumentError``/``InvalidArgumentTypeError`` naming ``name``."""
+
+
+class SnapshotOptions(TypedDict, total=False):
+    """The options of a scan that returns one consistent pass (``all()``, ``sims.status()``).
+
+    Attributes:
+        page_size: Items per request, 1 to 1000. Default 100.
+        concurrency: Requests in flight for this scan, at most the client's
+            ``max_concurrency`` (the default).
+        max_restarts: How many times the scan may start over when the
+            listing changes under it (>= 0). Default 3.
+        on_progress: Called with the live :class:`ScanReport` after each
+            page is handed on (keep it quick: it runs in the scan's task).
+    """
+
+    page_size: int | None
+    concurrency: int | None
+    max_restarts: int
+    on_progress: Callable[[ScanReport], Any] | None
+
+
+class ScanOptions(SnapshotOptions, total=False):
+    """The options of a streaming scan (``pages()``, ``iter()``): those of
+    :class:`SnapshotOptions`, and:
+
+    Attributes:
+        ordered: Offset order (default ``True``) or completion order.
+        on_drift: What to do if the listing changes during the scan:
+            ``"raise"`` (default) or ``"restart"``; see :data:`DriftPolicy`.
+        offset: Start the scan at this offset (>= 0) instead of 0, e.g. to
+            resume an export; ``total`` still counts the whole listing.
+    """
+
+    ordered: bool
+    on_drift: DriftPolicy
+    offset: int
+
+
+_SNAPSHOT_OPTIONS: Final = SnapshotOptions.__optional_keys__
+_SCAN_OPTIONS: Final = ScanOptions.__optional_keys__
+
+
+@attrs.frozen
+class Listing(Generic[T]):
+    """One listing of the API, described as data. Private.
+
+    Pure: nothing here calls back into a resource or the transport, so a scan
+    engine can run on it with any fetch function.
+
+    Attributes:
+        path_key: The key of its path in :data:`PATHS`.
+        items_key: The envelope key of its items (``{"total", ..., items_key: [...]}``).
+        model: The class of its items.
+        key: An item's natural key, unique in the listing (dedupe after a restart).
+        filters: Its query filters, by name, each with its :data:`Check`.
+    """
+
+    path_key: str
+    items_key: str
+    model: type[T]
+    key: Callable[[T], Hashable]
+    filters: Mapping[str, Check] = attrs.field(factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The API path, relative to the base URL."""
+        return PATHS[self.path_key]
+
+    def params(self, values: Mapping[str, object]) -> dict[str, str | int]:
+        """The query for the filters given, each checked; a ``None`` value is not sent.
+
+        Raises:
+            InvalidArgumentTypeError: A name that is not one of the filters
+                (or a value of the wrong type).
+            InvalidArgumentError: A value out of range.
+        """
+        params: dict[str, str | int] = {}
+        for name, value in values.items():
+            check = self.filters.get(name)
+            if check is None:
+                raise InvalidArgumentTypeError(name, "unexpected keyword argument")
+            checked = check(name, value)
+            if checked is not None:
+                params[name] = checked
+        return params
+
+    def which(self, params: Mapping[str, str | int]) -> Hashable:
+        """The listing ``params`` select, as a key of the totals seen (offset and count left out)."""
+        return (self.path_key, tuple(sorted(params.items())))
+
+
+class ListingQuery(Generic[T]):
+    """One listing with its filters, read through one transport. Private.
+
+    ``list()`` reads a page with :meth:`page`; a scan uses it as its
+    ``PageSource`` (:meth:`fetch`, :meth:`read`, :meth:`refetch`, :meth:`finish`, ...).
+    """
+
+    __slots__ = ("_listing", "_params", "_path", "_transport", "_which")
+
+    def __init__(self, listing: Listing[T], params: dict[str, str | int], transport: Transport) -> None:
+        self._listing = listing
+        self._params = params
+        self._transport = transport
+        self._path = transport.url_path(listing.path)
+        self._which = listing.which(params)
+
+    def _request(
+        self, offset: int, count: int | None, on_retry: Callable[[], None] | None, *, parse: bool
+    ) -> Awaitable[Response]:
+        query = dict(self._params)
+        query["offset"] = offset
+        if count is not None:
+            query["count"] = count
+        return self._transport.request(
+            "GET", self._listing.path, params=query, on_retry=on_retry, parse=parse
+        )
+
+    async def page(self, offset: int, count: int | None) -> Page[T]:
+        """One typed page (``count`` ``None``: the server's default size)."""
+        return self.finish(await self._checked(offset, count, None))
+
+    async def _checked(
+        self, offset: int, count: int | None, on_retry: Callable[[], None] | None
+    ) -> Page[Any]:
+        response = await self._request(offset, count, on_retry, parse=True)
+        page = check_page(response.data, self._listing.items_key, method="GET", path=self._path)
+        self.saw_total(page.total)
+        return page
+
+    # -- PageSource ----------------------------------------------------------------------
+
+    async def fetch(self, window: Window, on_retry: Callable[[], None]) -> bytes:
+        response = await self._request(window.offset, window.count, on_retry, parse=False)
+        body: bytes = response.data
+        return body
+
+    def read(self, body: bytes) -> Page[Any] | None:
+        try:
+            data = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            return None
+        return check_page(data, self._listing.items_key, method="GET", path=self._path)
+
+    async def refetch(self, window: Window, on_retry: Callable[[], None]) -> Page[Any]:
+        return await self._checked(window.offset, window.count, on_retry)
+
+    def finish(self, page: Page[Any]) -> Page[T]:
+        """The typed items of a page from :meth:`read`, built in place."""
+        listing = self._listing
+        return structure_page(page, listing.items_key, listing.model, method="GET", path=self._path)
+
+    def key(self, item: T) -> Hashable:
+        return self._listing.key(item)
+
+    def expected_total(self) -> int | None:
+        return self._transport.totals.get(self._which)
+
+    def saw_total(self, total: int) -> None:
+        self._transport.totals.set(self._which, total)
+
+
+@attrs.frozen
+class _ScanSettings:
+    """A scan's options, checked, with their defaults filled in. Private."""
+
+    page_size: int
+    concurrency: int
+    ordered: bool
+    on_drift: DriftPolicy
+    max_restarts: int
+    on_progress: Callable[[ScanReport], Any] | None
+    offset: int
+
+
+def _split(
+    kwargs: Mapping[str, object], options: frozenset[str]
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The filters and the options among a call's keyword arguments."""
+    filters: dict[str, object] = {}
+    chosen: dict[str, object] = {}
+    for name, value in kwargs.items():
+        (chosen if name in options else filters)[name] = value
+    return filters, chosen
+
+
+class ListingResource(Generic[T]):
+    """``list``, ``pages``, ``iter`` and ``all`` of one :class:`Listing`, written once. Private.
+
+    A resource sets ``_listing`` and exposes these through thin typed methods.
+    """
+
+    _listing: Listing[T]
+
+    def __init__(self, transport: Transport, max_concurrency: int) -> None:
+        self._transport = transport
+        self._max_concurrency = max_concurrency
+
+    def _query(self, filters: Mapping[str, object]) -> ListingQuery[T]:
+        return ListingQuery(self._listing, self._listing.params(filters), self._transport)
+
+    async def _list(self, offset: int, count: int | None, filters: Mapping[str, object]) -> Page[T]:
+        check_int("offset", offset)
+        if count is not None:
+            check_int("count", count, minimum=1, maximum=MAX_PAGE_SIZE)
+        return await self._query(filters).page(offset, count)
+
+    def _settings(self, options: ScanOptions) -> _ScanSettings:
+        page_size = options.get("page_size")
+        concurrency = options.get("concurrency")
+        ordered = options.get("ordered", True)
+        on_drift = options.get("on_drift", "raise")
+        on_progress = options.get("on_progress")
+        if not isinstance(ordered, bool):
+            raise InvalidArgumentError("ordered", f"must be True or False, got {ordered!r}")
+        check_choice("on_drift", on_drift, ("raise", "restart"))
+        if on_progress is not None and not callable(on_progress):
+            raise InvalidArgumentError("on_progress", "must be callable")
+        return _ScanSettings(
+            page_size=(
+                DEFAULT_SCAN_PAGE_SIZE
+                if page_size is None
+                else check_int("page_size", page_size, minimum=1, maximum=MAX_PAGE_SIZE)
+            ),
+            concurrency=(
+                self._max_concurrency
+                if concurrency is None
+                else check_int("concurrency", concurrency, minimum=1, maximum=self._max_concurrency)
+            ),
+            ordered=ordered,
+            on_drift=on_drift,
+            max_restarts=check_int("max_restarts", options.get("max_restarts", 3)),
+            on_progress=on_progress,
+            offset=check_int("offset", options.get("offset", 0)),
+        )
+
+    def _scan(self, query: ListingQuery[T], settings: _ScanSettings) -> PageScan[T]:
+        limit = settings.concurrency
+        adaptive = self._transport.adaptive
+        return PageScan(
+            ScanRunner(
+                query,
+                page_size=settings.page_size,
+                workers=limit,
+                concurrency=lambda: min(limit, adaptive.current),
+                ordered=settings.ordered,
+                on_drift=settings.on_drift,
+                max_restarts=settings.max_restarts,
+                on_progress=settings.on_progress,
+                lookahead=LOOKAHEAD_FACTOR * limit * settings.page_size,
+                start=settings.offset,
+            )
+        )
+
+    def _pages(self, kwargs: Mapping[str, object]) -> PageScan[T]:
+        filters, options = _split(kwargs, _SCAN_OPTIONS)
+        query = self._query(filters)
+        return self._scan(query, self._settings(cast(ScanOptions, options)))
+
+    def _iter(self, kwargs: Mapping[str, object]) -> ItemScan[T]:
+        return ItemScan(self._pages(kwargs))
+
+    async def _all(self, kwargs: Mapping[str, object]) -> list[T]:
+        return await self._snapshot(kwargs, list, list.extend)
+
+    async def _snapshot(
+        self,
+        kwargs: Mapping[str, object],
+        start: Callable[[], A],
+        add: Callable[[A, list[T]], object],
+    ) -> A:
+        """One whole pass over the listing folded into ``add(start(), items)``, started over on drift.
+
+        Strategy: a snapshot. If the listing changes during the scan, the
+        partial result is thrown away and the scan starts over, so the result
+        is one whole pass during which every page agreed on total.
+        """
+        filters, options = _split(kwargs, _SNAPSHOT_OPTIONS)
+        query = self._query(filters)
+        max_restarts = check_int("max_restarts", options.pop("max_restarts", 3))
+        # Each pass itself raises on drift; the restarts are counted here.
+        settings = self._settings(cast(ScanOptions, {**options, "max_restarts": 0}))
+        restarts = 0
+        while True:
+            result = start()
+            try:
+                async with self._scan(query, settings) as scan:
+                    async for page in scan:
+                        add(result, page.items)
+            except DriftError as exc:
+                restarts += 1
+                if restarts > max_restarts:
+                    exc.restarts = restarts - 1
+                    raise
+                continue
+            return result

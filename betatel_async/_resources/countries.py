@@ -1,0 +1,54 @@
+"""``client.countries``: the countries the API knows, by name and ISO 3166-1 codes."""
+
+from __future__ import annotations
+
+import builtins
+import operator
+from typing import Final, Unpack
+
+from .._models import Country, Page
+from .._paginate import ItemScan, PageScan
+from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
+
+__all__ = ["COUNTRIES", "Countries"]
+
+COUNTRIES: Final = Listing(
+    path_key="countries",
+    items_key="countries",
+    model=Country,
+    # Templates name their countries by alpha-3 code.
+    key=operator.attrgetter("iso3"),
+)
+
+
+class Countries(ListingResource[Country]):
+    """``client.countries``: ``Country(name, iso2, iso3)``; the listing takes no filter."""
+
+    _listing = COUNTRIES
+
+    async def list(self, *, offset: int = 0, count: int | None = None) -> Page[Country]:
+        """One page of countries.
+
+        Args:
+            offset: Items to skip (>= 0). Default 0.
+            count: Items to return, 1 to 1000; ``None`` lets the server choose.
+
+        Raises:
+            InvalidArgumentError: An argument is out of range (before any request).
+            APIError: The request failed.
+        """
+        return await self._list(offset, count, {})
+
+    def pages(self, **options: Unpack[ScanOptions]) -> PageScan[Country]:
+        """Every page of countries, fetched concurrently: options as :class:`ScanOptions`.
+        See :meth:`Sims.pages`."""
+        return self._pages(options)
+
+    def iter(self, **options: Unpack[ScanOptions]) -> ItemScan[Country]:
+        """Every country, fetched concurrently. Options as :meth:`pages`; see :meth:`Sims.iter`."""
+        return self._iter(options)
+
+    async def all(self, **options: Unpack[SnapshotOptions]) -> builtins.list[Country]:
+        """Every country as a list: a consistent snapshot. Options as
+        :class:`SnapshotOptions`; see :meth:`Sims.all`."""
+        return await self._all(options)

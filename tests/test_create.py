@@ -11,7 +11,8 @@ import pytest
 from aiohttp import web
 
 import betatel_async as bt
-from betatel_async._resources.packages import CREATE_CLOCK_SLACK, _may_be_created_by
+from betatel_async._resources._created import CREATE_CLOCK_SLACK
+from betatel_async._resources.packages import _may_be_created_by
 from betatel_async.sandbox import FaultConfig, Sandbox, SandboxConfig, serve
 from tests.test_client import _raw_server
 

@@ -217,6 +217,20 @@ async def test_package_template_create_ignores_a_template_made_before_the_call(
     assert [r["id"] for r in sandbox.data.package_templates_list() if r["name"] == "twin"] == [old["id"]]
 
 
+async def test_package_template_create_dates_the_call_on_the_servers_clock(
+    client: bt.BetatelClient, sandbox: Sandbox
+) -> None:
+    """The server's clock is an hour ahead: its same-named template from 30 minutes ago predates the call."""
+    inventory = sandbox.data.inventories_list()[1]["id"]
+    sandbox.data.now = lambda: time.time() + 1800  # ahead of our clock, behind the server's
+    old = sandbox.data.create_package_template(**_sandbox_template(inventory, "ahead"))
+    sandbox.data.now = lambda: time.time() + 3600
+    sandbox.config.faults = FaultConfig(script=["503"])  # answered with the server's Date, nothing created
+    with pytest.raises(bt.ServerError, match="no template named 'ahead' created since"):
+        await client.package_templates.create(**_template_args(inventory, name="ahead"))
+    assert [r["id"] for r in sandbox.data.package_templates_list() if r["name"] == "ahead"] == [old["id"]]
+
+
 async def test_package_template_create_refuses_to_choose_between_two_matches(
     client: bt.BetatelClient, sandbox: Sandbox
 ) -> None:

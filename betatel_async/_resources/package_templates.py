@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import builtins
 import operator
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Final, TypedDict, Unpack
 
 from .._converter import decode_model
 from .._errors import (
-    APIConnectionError,
     APIError,
     APIStatusError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     MalformedResponseError,
-    ServerError,
 )
 from .._models import (
     ActivationType,
@@ -26,7 +22,6 @@ from .._models import (
     Page,
     TimeAllowance,
     TimeUnit,
-    timestamp_to_datetime,
 )
 from .._paginate import ItemScan, PageScan
 from .._validate import (
@@ -36,6 +31,7 @@ from .._validate import (
     check_optional_id,
     check_text,
 )
+from ._created import CreateClock, created_since, is_ambiguous
 from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
 from ._paths import PATHS
 
@@ -43,9 +39,6 @@ __all__ = ["PACKAGE_TEMPLATES", "PackageTemplateFilters", "PackageTemplates"]
 
 ACTIVATION_TYPES: Final = frozenset(a.value for a in ActivationType)
 TIME_UNITS: Final = frozenset(u.value for u in TimeUnit)
-CREATED_SLACK: Final = timedelta(seconds=60)
-"""How long before a create call started a template found by the read-back
-may have been created and still be taken for the one the call made."""
 
 
 class PackageTemplateFilters(TypedDict, total=False):
@@ -77,11 +70,8 @@ PACKAGE_TEMPLATES: Final = Listing(
 
 def _may_have_created(exc: APIError) -> bool:
     """Whether a failed POST may nonetheless have created the template."""
-    if isinstance(exc, MalformedResponseError):  # a 2xx whose body did not decode
-        return True
-    if isinstance(exc, APIConnectionError):
-        return exc.kind != "connect"
-    return isinstance(exc, ServerError) and exc.status in {502, 503, 504}
+    # A 2xx whose body did not decode: made, only its description is lost.
+    return isinstance(exc, MalformedResponseError) or is_ambiguous(exc)
 
 
 def _explain(exc: APIError, why: str) -> APIError:
@@ -162,7 +152,8 @@ class PackageTemplates(ListingResource[PackageTemplate]):
         2xx whose body is cut short or not the documented shape), it is not
         sent again: the inventory's templates are read back (every page) and
         the one named ``name`` whose ``created_date`` is no earlier than 60 s
-        before this call started (local clock) is returned. If there is no
+        before this call started (on the server's clock: the ``Date`` header
+        of the error answer, else the local clock) is returned. If there is no
         such template, or more than one, the original error is raised, its
         message saying why.
 
@@ -212,7 +203,7 @@ class PackageTemplates(ListingResource[PackageTemplate]):
         }
         if 0 < latest_available_date < earliest_available_date:
             raise InvalidArgumentError("latest_available_date", "must not be before earliest_available_date")
-        started = datetime.fromtimestamp(time.time(), UTC)
+        clock = CreateClock()
         path = PATHS["package_templates"]
         try:
             response = await self._transport.request("POST", path, json=body, idempotent=False)
@@ -224,20 +215,21 @@ class PackageTemplates(ListingResource[PackageTemplate]):
                 status=response.status,
             )
         except APIError as exc:
+            clock.observe(exc)
             if not _may_have_created(exc):
                 raise
-            return await self._find_created(name, inventory, activation_time_allowance, started, exc)
+            return await self._find_created(name, inventory, activation_time_allowance, clock, exc)
 
     async def _find_created(
-        self, name: str, inventory: int, activation_time_allowance: int, started: datetime, error: APIError
+        self, name: str, inventory: int, activation_time_allowance: int, clock: CreateClock, error: APIError
     ) -> PackageTemplateInfo:
         """The template an ambiguous create made, read back; else ``error``, explained."""
         try:
             templates = await self.all(inventory=inventory)
         except APIError as lookup:
             raise _explain(error, f"reading the templates back failed too: {lookup}") from lookup
-        since = started - CREATED_SLACK
-        matches = [t for t in templates if t.name == name and _created_since(t, since)]
+        since = clock.earliest()
+        matches = [t for t in templates if t.name == name and created_since(t.created_date, since)]
         if len(matches) != 1:
             why = (
                 f"no template named {name!r} created since the call started was found in inventory {inventory}"
@@ -263,14 +255,6 @@ class PackageTemplates(ListingResource[PackageTemplate]):
                 else t.activation_time_allowance
             ),
         )
-
-
-def _created_since(template: PackageTemplate, since: datetime) -> bool:
-    try:
-        created = timestamp_to_datetime(template.created_date)
-    except OverflowError:  # a date past year 9999 says nothing about this call
-        return False
-    return created is not None and created >= since
 
 
 def _time_allowance(value: object) -> dict[str, object]:

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import builtins
-import email.utils
 import functools
 import operator
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Final, TypedDict, Unpack
 
 from .._converter import decode_model
 from .._errors import (
     ActionRejectedError,
-    APIConnectionError,
     APIError,
-    APIStatusError,
     ConflictError,
     MalformedResponseError,
-    ServerError,
 )
-from .._models import Package, PackageStatus, Page, timestamp_to_datetime
+from .._models import Package, PackageStatus, Page
 from .._paginate import ItemScan, PageScan
 from .._validate import (
     MAX_PAGE_SIZE,
@@ -31,62 +26,13 @@ from .._validate import (
     check_optional_id,
     path_segment,
 )
+from ._created import CreateClock, created_since, is_ambiguous
 from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
 from ._paths import PATHS
 
 __all__ = ["PACKAGES", "PackageFilters", "Packages"]
 
 PACKAGE_STATUSES: Final = frozenset(s.value for s in PackageStatus)
-_AMBIGUOUS_STATUSES: Final = frozenset({502, 503, 504})
-
-
-def _is_ambiguous(exc: APIError) -> bool:
-    """Whether a failed POST may nonetheless have been carried out by the server."""
-    if isinstance(exc, APIConnectionError):
-        return exc.kind != "connect"
-    return isinstance(exc, ServerError) and exc.status in _AMBIGUOUS_STATUSES
-
-
-CREATE_CLOCK_SLACK: Final = timedelta(seconds=60)
-"""How long before a create call's start (on the server's clock) a package may
-have been made and still be read back as this call's: it absorbs the 1-second
-resolution of the ``Date`` header and a database clock a little off the web
-server's."""
-
-
-class _CreateClock:
-    """When a create call started, on the server's clock as far as its answers tell. Private.
-
-    Strategy: the local clock is read as the call starts. The first error
-    answer that carries a ``Date`` header gives the server's offset from the
-    local clock, which moves that start onto the server's clock; without one,
-    the local clock stands. ``Date`` is cut to the second and stamped before
-    the answer arrives, so the offset errs early, on the side of not missing
-    this call's own package.
-    """
-
-    __slots__ = ("_offset", "_started")
-
-    def __init__(self) -> None:
-        self._started = time.time()
-        self._offset: float | None = None
-
-    def observe(self, exc: APIError) -> None:
-        """Take the server's offset from ``exc``'s ``Date`` header, if it is the first to carry one."""
-        if self._offset is not None or not isinstance(exc, APIStatusError) or exc.date is None:
-            return
-        try:
-            server_now = email.utils.parsedate_to_datetime(exc.date)
-        except (TypeError, ValueError):  # not an HTTP date: keep the local clock
-            return
-        if server_now.tzinfo is None:  # "-0000": HTTP dates are GMT all the same
-            server_now = server_now.replace(tzinfo=UTC)
-        self._offset = server_now.timestamp() - time.time()
-
-    def earliest(self) -> datetime:
-        """The earliest creation time a package made by this call can carry (aware UTC)."""
-        start = self._started + (self._offset or 0.0)
-        return datetime.fromtimestamp(start, UTC) - CREATE_CLOCK_SLACK
 
 
 def _may_be_created_by(pkg: Package, sim: str, package_template: int, earliest: datetime) -> bool:
@@ -100,11 +46,7 @@ def _may_be_created_by(pkg: Package, sim: str, package_template: int, earliest: 
         return False
     if pkg.status == PackageStatus.TERMINATED:
         return False
-    try:
-        created = timestamp_to_datetime(pkg.created_date)
-    except OverflowError:
-        return False
-    return created is not None and created >= earliest
+    return created_since(pkg.created_date, earliest)
 
 
 class PackageFilters(TypedDict, total=False):
@@ -246,7 +188,7 @@ class Packages(ListingResource[Package]):
         }
         if time_allowance is not None:
             body["time_allowance"] = check_int("time_allowance", time_allowance)
-        clock = _CreateClock()
+        clock = CreateClock()
         try:
             return await self._send_create(body)
         except MalformedResponseError as exc:
@@ -254,7 +196,7 @@ class Packages(ListingResource[Package]):
             return await self._read_back(exc, sim, package_template, clock)
         except APIError as exc:
             clock.observe(exc)
-            if not _is_ambiguous(exc):
+            if not is_ambiguous(exc):
                 raise
             first = exc
         # The first attempt may have been carried out: look before sending it again,
@@ -271,7 +213,7 @@ class Packages(ListingResource[Package]):
             # 409: either an attempt of this call made it (the first one, late;
             # or this one, its answer lost), or the SIM had a live package
             # already: the read-back tells them apart by creation time.
-            if not (isinstance(again, ConflictError) or _is_ambiguous(again)):
+            if not (isinstance(again, ConflictError) or is_ambiguous(again)):
                 raise
             return await self._read_back(again, sim, package_template, clock)
 
@@ -288,7 +230,7 @@ class Packages(ListingResource[Package]):
         )
 
     async def _read_back(
-        self, error: APIError, sim: str, package_template: int, clock: _CreateClock
+        self, error: APIError, sim: str, package_template: int, clock: CreateClock
     ) -> Package:
         """This call's package, read back after ``error``; else ``error`` is raised."""
         found = await self._find_created(sim, package_template, clock.earliest())
@@ -300,7 +242,7 @@ class Packages(ListingResource[Package]):
         error: APIError,
         sim: str,
         package_template: int,
-        clock: _CreateClock,
+        clock: CreateClock,
     ) -> Package:
         """The one package found, marked ``reconciled``; ``error`` (with a note) if not exactly one."""
         if len(found) == 1:
@@ -356,7 +298,7 @@ class Packages(ListingResource[Package]):
         try:
             response = await self._transport.request("POST", path, idempotent=False)
         except APIError as exc:
-            if not _is_ambiguous(exc):
+            if not is_ambiguous(exc):
                 raise
             # The action may have happened before the failure: look before repeating it.
             current = await self.get(package_id)

@@ -159,9 +159,11 @@ class PackageTemplates(ListingResource[PackageTemplate]):
 
         What it cannot promise: two creates with the same ``name`` and
         ``inventory`` running at once cannot be told apart by the read-back
-        (it then finds two and raises); a server clock more than 60 s ahead
-        of this machine's could let an older template of the same name pass
-        for the new one. Use a unique ``name`` per template to be safe.
+        (it then finds two and raises); after a failure without an answer
+        (no ``Date`` header to read the server's clock from), a server clock
+        more than 60 s ahead of this machine's could let an older template of
+        the same name pass for the new one. Use a unique ``name`` per
+        template to be safe.
 
         Args:
             name: The template's name (non-blank).

@@ -12,9 +12,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from tests.test_cli import ThreadSandbox, invoke
-
 from betatel_async.sandbox import SandboxConfig
+from tests.test_cli import ThreadSandbox, invoke
 
 
 @pytest.fixture

@@ -31,6 +31,9 @@ async def sandbox() -> AsyncIterator[Sandbox]:
 
 
 def make_client(sandbox: Sandbox, **options: object) -> bt.BetatelClient:
+    """Without retries unless asked: a call cut by the session closing under it fails with
+    ``APIConnectionError``; only one that ``aclose()`` cancelled ends with ``ClientClosedError``."""
+    options.setdefault("retry", bt.RetryPolicy.none())
     return bt.BetatelClient(
         api_key=sandbox.api_key,
         user_id=sandbox.user_id,
@@ -118,7 +121,7 @@ async def test_closing_ends_a_running_scan(sandbox: Sandbox) -> None:
 
 async def test_closing_ends_a_call_waiting_to_retry(sandbox: Sandbox) -> None:
     sandbox.config.faults = FaultConfig(script=["429"], retry_after=25)
-    client = make_client(sandbox)
+    client = make_client(sandbox, retry=bt.RetryPolicy())
     outcome: list[BaseException] = []
 
     async def call() -> None:

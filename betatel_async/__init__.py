@@ -5,6 +5,8 @@ bounded memory, retries with backoff, typed errors, and an embedded sandbox
 server (:mod:`betatel_async.sandbox`) to test against.
 """
 
+import logging
+
 from ._client import DEFAULT_BASE_URL, BetatelClient, ClientState
 from ._converter import unstructure
 from ._errors import (
@@ -159,3 +161,8 @@ __all__ = [
     "timestamp_to_datetime",
     "unstructure",
 ]
+
+# The logging HOWTO's rule for libraries: without it, an application that set
+# up no logging gets every retry's WARNING printed on stderr by logging's
+# last-resort handler (over the CLI's progress bar too).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import enum
 import os
@@ -26,7 +27,7 @@ from ._resources import (
     Sims,
 )
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
-from ._transport import ListingTotals, Transport, close_session
+from ._transport import DEFAULT_MAX_BODY_SIZE, ListingTotals, Transport, close_session
 from ._validate import check_base_url, check_credential, check_int, check_positive_float
 from ._version import __version__
 
@@ -99,6 +100,12 @@ class BetatelClient:
             unread and a failure of them does not fail the scan; the items
             are the same either way. ``False``: every scan starts with one
             request.
+        max_body_size: The largest response body read, in bytes after
+            decompression (>= 1, default 32 MiB; a page of 1,000 SIMs is
+            about 0.4 MB). A larger one raises ``MalformedResponseError``
+            (not retried) as soon as it passes the limit; no more of it is
+            held. Bounds a scan's memory too: at most the look-ahead's pages
+            times this.
 
     Raises:
         InvalidArgumentError: A bad value (named); credentials are never echoed.
@@ -120,6 +127,7 @@ class BetatelClient:
         allow_insecure_http: bool = False,
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         remember_totals: bool = True,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self._api_key = _Secret(check_credential("api_key", api_key))
         self._user_id = check_credential("user_id", user_id)
@@ -129,6 +137,7 @@ class BetatelClient:
             raise InvalidArgumentTypeError("remember_totals", "expected a bool")
         self._base_url = check_base_url("base_url", base_url, allow_insecure=allow_insecure_http)
         self._max_concurrency = check_int("max_concurrency", max_concurrency, minimum=1)
+        body_limit = check_int("max_body_size", max_body_size, minimum=1)
         total = check_positive_float("timeout", timeout)
         connect = check_positive_float("connect_timeout", connect_timeout)
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -149,6 +158,7 @@ class BetatelClient:
         self._owns_session = session is None
         self._trace_configs = list(trace_configs or [])
         self._state = ClientState.UNOPENED
+        self._loop: asyncio.AbstractEventLoop | None = None  # the event loop of the session
         self._timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect)
         self._transport = Transport(
             get_session=self._get_session,
@@ -169,6 +179,7 @@ class BetatelClient:
             limiter=anyio.Semaphore(self._max_concurrency, fast_acquire=True),
             adaptive=AdaptiveLimit(self._max_concurrency),
             totals=ListingTotals(size=256 if remember_totals else 0),
+            max_body_size=body_limit,
         )
         self._parent: BetatelClient | None = None
         self._bind_resources()
@@ -210,6 +221,7 @@ class BetatelClient:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         connect_timeout: float | None = None,
+        max_body_size: int | None = None,
     ) -> BetatelClient:
         """A view of this client with other per-call options, e.g. for one call::
 
@@ -223,6 +235,7 @@ class BetatelClient:
             retry: Retry policy for calls made through the view.
             timeout: Seconds per attempt (default: this client's).
             connect_timeout: Seconds to connect (default: this client's).
+            max_body_size: Largest response body in bytes (default: this client's).
         """
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgumentTypeError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
@@ -236,10 +249,13 @@ class BetatelClient:
                     else check_positive_float("connect_timeout", connect_timeout)
                 ),
             )
+        body_limit = None if max_body_size is None else check_int("max_body_size", max_body_size, minimum=1)
         view = copy.copy(self)
         view._parent = self._parent or self
         view._owns_session = False
-        view._transport = self._transport.evolve(retry=retry, timeout=client_timeout)
+        view._transport = self._transport.evolve(
+            retry=retry, timeout=client_timeout, max_body_size=body_limit
+        )
         view._timeout = view._transport.timeout
         view._bind_resources()
         return view
@@ -307,6 +323,16 @@ class BetatelClient:
             return self._parent._get_session()
         if self._state is ClientState.CLOSED:
             raise ClientClosedError("this BetatelClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            # aiohttp's session (its connections, its timers) belongs to the
+            # loop it first ran in; each asyncio.run() starts a new loop.
+            raise ClientClosedError(
+                "this BetatelClient was opened in another event loop (each asyncio.run() starts "
+                "a new one); create the client inside the event loop that uses it"
+            )
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
@@ -328,14 +354,18 @@ class BetatelClient:
     async def aclose(self) -> None:
         """Close the client and, if it created it, its session. Idempotent.
 
-        Scans still running on this client fail with ``ClientClosedError`` on
-        their next request.
+        Calls in flight on this client and its ``with_options`` views (a
+        retry's wait included) end at once with ``ClientClosedError``, and so
+        do scans running on them; this returns once they have ended. A
+        session of another event loop (see ``ClientClosedError``) cannot be
+        closed from this one and is only let go.
         """
         if self._parent is not None or self._state is ClientState.CLOSED:
             return
         self._state = ClientState.CLOSED
+        await self._transport.calls.close()
         session, self._session = self._session, None
-        if session is not None and self._owns_session:
+        if session is not None and self._owns_session and self._loop is asyncio.get_running_loop():
             await close_session(session)
 
     async def __aenter__(self) -> Self:

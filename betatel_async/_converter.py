@@ -751,9 +751,10 @@ def decode_json(body: bytes, *, method: str, path: str, status: int) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        # Not chained: the decode error holds the whole body.
         raise MalformedResponseError(
-            f"response body is not JSON ({exc})", status=status, method=method, path=path
-        ) from exc
+            f"response body is not JSON ({len(body)} bytes; {exc})", status=status, method=method, path=path
+        ) from None
 
 
 def decode_model(data: Any, cls: type[T], *, method: str, path: str, status: int = 200) -> T:

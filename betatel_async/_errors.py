@@ -8,11 +8,11 @@ reacts differently::
     BetatelError
     ├── InvalidArgumentError (also ValueError)      bad value, raised before any request
     ├── InvalidArgumentTypeError (also TypeError)   bad type, raised before any request
-    ├── ClientClosedError (also RuntimeError)       the client was closed (or never opened)
+    ├── ClientClosedError (also RuntimeError)       the client was closed, or is of another event loop
     ├── APIError                                    something went wrong talking to the API
     │   ├── APIConnectionError                      no usable response: refused, reset, cut short
     │   │   └── APITimeoutError                     connect or read timed out
-    │   ├── MalformedResponseError                  a response the SDK cannot decode (has .path)
+    │   ├── MalformedResponseError                  not JSON, too large, or not as documented (never retried)
     │   ├── APIStatusError                          an HTTP error status (has .status, .message)
     │   │   ├── BadRequestError                     400
     │   │   ├── AuthenticationError                 401
@@ -26,7 +26,10 @@ reacts differently::
         └── DriftError                              the listing changed during the scan
 
 No exception carries request headers, so the API key never appears in ``str``,
-``repr``, a traceback or a pickled exception.
+``repr``, a traceback or a pickled exception: text from the server has the key
+redacted (in any letter case) before it is cut to 500 characters, and aiohttp's
+exceptions, which hold the request's headers, are never chained (an
+``APIConnectionError``'s ``__cause__`` is a text summary of one).
 """
 
 from __future__ import annotations
@@ -90,7 +93,14 @@ class InvalidArgumentTypeError(BetatelError, TypeError):
 
 
 class ClientClosedError(BetatelError, RuntimeError):
-    """The client was used after ``aclose()`` (or after its ``async with`` ended)."""
+    """The client is closed, or was closed while the call was in flight, or belongs to another event loop.
+
+    ``aclose()`` (or the end of ``async with``) ends the calls and scans in
+    flight on the client at once with this error. A client is bound to the
+    event loop it was first used in: used from another one (a second
+    ``asyncio.run()``), it raises this; create the client inside the event
+    loop that uses it.
+    """
 
 
 class APIError(BetatelError):
@@ -156,7 +166,8 @@ class APITimeoutError(APIConnectionError):
 
 
 class MalformedResponseError(APIError):
-    """A response body that is not what the API documents.
+    """A response body that is not what the API documents: not JSON, larger than
+    ``max_body_size``, or of the wrong shape. Never retried (asking again gets the same).
 
     Attributes:
         json_path: Where in the body the problem is, e.g. ``$.sims[3].imsis[0].imsi``

@@ -42,7 +42,7 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import anyio
 import attrs
 
-from ._errors import BetatelError, DriftError, ScanError
+from ._errors import BetatelError, DriftError, MalformedResponseError, ScanError
 from ._models import Page
 
 __all__ = [
@@ -499,11 +499,15 @@ class PageSource(Protocol[T]):
     async def fetch(self, window: Window, on_retry: Callable[[], None]) -> bytes:
         """The body of the answer to ``window`` (a 2xx, after retries), not parsed."""
 
-    def read(self, body: bytes) -> Page[Any] | None:
-        """The page in ``body``, its envelope checked, its items JSON values; ``None`` if not JSON."""
+    def read(self, body: bytes) -> Page[Any]:
+        """The page in ``body``, its envelope checked, its items JSON values.
 
-    async def refetch(self, window: Window, on_retry: Callable[[], None]) -> Page[Any]:
-        """Fetch ``window`` again and read it (a body that was not JSON is retried)."""
+        The body is complete (the transport retries one cut short), so one
+        that is not JSON is malformed, not worth fetching again.
+
+        Raises:
+            MalformedResponseError: ``body`` is not JSON, or not a page.
+        """
 
     def finish(self, page: Page[Any]) -> Page[T]:
         """Build the typed items of a page from :meth:`read`, in place."""
@@ -518,11 +522,6 @@ class PageSource(Protocol[T]):
         """Remember the ``total`` a page just reported."""
 
 
-class _Unreadable(Exception):  # noqa: N818 - a control-flow signal, not an error
-    def __init__(self, window: Window) -> None:
-        self.window = window
-
-
 async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
     """The consumer's side of a scan: takes pages from the plan, in order.
 
@@ -534,12 +533,7 @@ async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
     runner.start()
     try:
         while True:
-            try:
-                raw = runner.take()
-            except _Unreadable as unreadable:
-                raw = await runner.refetch(unreadable.window)
-                if raw is None:  # a restart, or a page past the end: take again
-                    continue
+            raw = runner.take()
             if raw is None:
                 if not await runner.wait():
                     return
@@ -646,7 +640,7 @@ class ScanRunner(Generic[T]):
         """The next page for the consumer, read and digested (items not yet built), or ``None``.
 
         Raises:
-            _Unreadable: The page's body is not JSON: :meth:`refetch` it.
+            MalformedResponseError: The page's body is not JSON.
             BaseException: What ended the scan, once the pages before it were taken.
         """
         while True:
@@ -656,21 +650,17 @@ class ScanRunner(Generic[T]):
                     raise self._failure
                 return None
             window, body = taken
-            page = self._source.read(body)
-            if page is None:
-                raise _Unreadable(window)
+            try:
+                page = self._source.read(body)
+            except MalformedResponseError as exc:
+                # Complete (one cut short was retried by the transport): the
+                # server sent something other than a page, and would again.
+                exc.add_note(f"the page at offset {window.offset} of the scan")
+                raise
             digested = self._digest(window, page)
             if digested is not None or self._restarting:
                 return digested
             # A guess past the end (it taught the total; nothing to hand on): take the next.
-
-    async def refetch(self, window: Window) -> Page[Any] | None:
-        """Read ``window`` again, after its body was not JSON (most likely cut short).
-
-        ``None``: nothing to hand on (a restart, or a page past the end): take again.
-        """
-        self.report.retries += 1
-        return self._digest(window, await self._source.refetch(window, self._count_retry))
 
     def _digest(self, window: Window, page: Page[Any]) -> Page[Any] | None:
         plan, report = self._plan, self.report

@@ -72,8 +72,10 @@ ERROR_KINDS: Final = frozenset({"connect", "timeout", "disconnect", "truncated",
   did not reach the server.
 - ``"timeout"``: no answer in time; the server may have acted on the request.
 - ``"disconnect"``: the connection dropped after the request may have been sent.
-- ``"truncated"``: the response body was cut short.
-- ``"malformed"``: the response body is not the JSON it should be.
+- ``"truncated"``: the response body was cut short (fewer bytes than its
+  ``Content-Length``, or the connection dropped mid-body).
+- ``"malformed"``: the response body is complete but not the JSON it should
+  be, or larger than the client's ``max_body_size``.
 """
 
 # Failures worth repeating for a request that is safe to repeat. "malformed" is

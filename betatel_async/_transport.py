@@ -4,6 +4,12 @@ Strategy: the decisions (retry or not, how long to wait, whether the retry
 budget allows it) are pure functions in ``_retry``; this module only executes
 them. aiohttp's exceptions are mapped to the SDK's in exactly one place,
 :func:`map_aiohttp_error`, most specific class first.
+
+What leaves this module never holds the API key: server text (error bodies,
+a bad status line) is redacted in any letter case, then cut to
+``MESSAGE_LIMIT`` characters, and an aiohttp exception (whose
+``request_info`` holds the request's headers) is never chained: the SDK
+error's ``__cause__`` is an :class:`RedactedAiohttpError` of it instead.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
@@ -19,26 +26,45 @@ import aiohttp
 import anyio
 import attrs
 import orjson
+from aiohttp import hdrs
 from yarl import URL
 
-from ._converter import decode_json
 from ._errors import (
     APIConnectionError,
     APIError,
     APIStatusError,
     APITimeoutError,
+    ClientClosedError,
     MalformedResponseError,
     status_error_class,
 )
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy, decide, retry_after_from_headers
 
-__all__ = ["Response", "Transport", "map_aiohttp_error"]
+__all__ = [
+    "DEFAULT_MAX_BODY_SIZE",
+    "MESSAGE_LIMIT",
+    "CallsInFlight",
+    "RedactedAiohttpError",
+    "Response",
+    "Transport",
+    "map_aiohttp_error",
+]
 
 logger: Final = logging.getLogger("betatel_async")
 
 _REDACTED: Final = "***"
 _CREDENTIAL_HEADERS: Final = frozenset({"x-api-key", "x-user-id"})
 _URL_CACHE_SIZE: Final = 64
+
+DEFAULT_MAX_BODY_SIZE: Final = 32 * 1024 * 1024
+"""The largest response body read, in bytes after decompression (a page of
+1,000 SIMs is about 0.4 MB)."""
+
+MESSAGE_LIMIT: Final = 500
+"""Characters of server text (an error's message) kept in an exception."""
+
+# An error body only feeds a message: the rest of it is not read.
+_ERROR_BODY_LIMIT: Final = 64 * 1024
 
 
 @attrs.define(slots=True)
@@ -55,14 +81,53 @@ class Response:
     content_type: str = ""
 
 
-def map_aiohttp_error(exc: BaseException, *, method: str, path: str) -> tuple[APIError, str]:
+class RedactedAiohttpError(Exception):
+    """What aiohttp raised, as text: its class and message, the API key redacted.
+
+    The ``__cause__`` of an :class:`~betatel_async.APIConnectionError`. It
+    stands in for aiohttp's exception, which is not chained because it can
+    hold the request's headers (``request_info``), the key among them.
+    """
+
+
+def _no_redaction(text: str) -> str:
+    return text
+
+
+def map_aiohttp_error(
+    exc: BaseException,
+    *,
+    method: str,
+    path: str,
+    redact: Callable[[str], str] = _no_redaction,
+) -> tuple[APIError, str]:
     """Map an aiohttp (or timeout) exception to the SDK's, with the retry kind.
+
+    Args:
+        exc: What aiohttp raised.
+        method: The request's method, for the message.
+        path: The request's URL path, for the message.
+        redact: Applied to text that came from the server (a bad status
+            line), which may echo the API key.
 
     Returns:
         The SDK exception to raise, and the kind used by retry decisions:
         ``"connect"`` (the request never left: safe to retry anything),
-        ``"timeout"``, ``"disconnect"`` or ``"truncated"``.
+        ``"timeout"``, ``"disconnect"`` or ``"truncated"``. Its ``__cause__``
+        is an :class:`RedactedAiohttpError` of ``exc``, never ``exc`` itself.
     """
+    error, kind = _map(exc, method=method, path=path, redact=redact)
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a __str__ that needs what a bare instance lacks
+        text = ""
+    error.__cause__ = RedactedAiohttpError(
+        _cap(redact(f"{type(exc).__module__}.{type(exc).__qualname__}: {text}"))
+    )
+    return error, kind
+
+
+def _map(exc: BaseException, *, method: str, path: str, redact: Callable[[str], str]) -> tuple[APIError, str]:
     # Most specific first: ConnectionTimeoutError is a ServerTimeoutError is a
     # TimeoutError; ClientConnectorError is a ClientOSError is a ClientConnectionError.
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -90,14 +155,11 @@ def map_aiohttp_error(exc: BaseException, *, method: str, path: str) -> tuple[AP
             "disconnect",
         )
     if isinstance(exc, aiohttp.ClientResponseError):
-        # A response aiohttp could not parse as HTTP, or similar: the request was sent.
+        # A response aiohttp could not parse as HTTP, or similar: the request
+        # was sent. The message quotes what the server sent.
+        text = _cap(redact(str(getattr(exc, "message", "")))) or type(exc).__name__
         return (
-            APIConnectionError(
-                f"invalid HTTP response: {getattr(exc, 'message', '') or type(exc).__name__}",
-                kind="disconnect",
-                method=method,
-                path=path,
-            ),
+            APIConnectionError(f"invalid HTTP response: {text}", kind="disconnect", method=method, path=path),
             "disconnect",
         )
     if isinstance(exc, aiohttp.ClientError | OSError):
@@ -113,12 +175,97 @@ def map_aiohttp_error(exc: BaseException, *, method: str, path: str) -> tuple[AP
     raise TypeError(f"not a transport error: {type(exc).__name__}")  # pragma: no cover
 
 
-def _error_message(data: Any, fallback: str) -> str:
+def _cap(text: str) -> str:
+    """``text`` cut to :data:`MESSAGE_LIMIT` characters (redact before: a cut may split the key)."""
+    if len(text) <= MESSAGE_LIMIT:
+        return text
+    return f"{text[:MESSAGE_LIMIT]}... ({len(text) - MESSAGE_LIMIT} more characters)"
+
+
+def _error_message(data: Any) -> str | None:
     if isinstance(data, dict):
         message = data.get("message")
         if isinstance(message, str) and message:
             return message
-    return fallback
+    return None
+
+
+def _too_large(limit: int, *, status: int, method: str, path: str) -> MalformedResponseError:
+    return MalformedResponseError(
+        f"response body is larger than max_body_size ({limit} bytes, after decompression); "
+        "raise it with BetatelClient(max_body_size=...) or client.with_options(max_body_size=...)",
+        status=status,
+        method=method,
+        path=path,
+    )
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, decoded, or ``None`` as soon as it is known to pass ``limit`` bytes.
+
+    Never holds more than ``limit`` bytes of it (plus one chunk): aiohttp
+    inflates a compressed body as it is read, a chunk at a time, so the count
+    is of decompressed bytes.
+    """
+    length = resp.content_length
+    if length is not None and not resp.headers.get(hdrs.CONTENT_ENCODING):
+        # An uncompressed body of known length: aiohttp reads no more than that.
+        return None if length > limit else await resp.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_head(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The first ``limit`` bytes of the body (the rest is not read: the connection is then closed)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        chunks.append(chunk[: limit - size])
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)
+
+
+class CallsInFlight:
+    """The calls in flight on a client and its ``with_options`` views, so that closing ends them. Private.
+
+    Each call runs in a cancel scope registered here; :meth:`close` cancels
+    them all and waits until they have ended (each then raises
+    ``ClientClosedError``).
+    """
+
+    __slots__ = ("_drained", "_scopes", "closed")
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._scopes: set[anyio.CancelScope] = set()
+        self._drained: asyncio.Event | None = None
+
+    def add(self, scope: anyio.CancelScope) -> None:
+        self._scopes.add(scope)
+
+    def discard(self, scope: anyio.CancelScope) -> None:
+        scopes = self._scopes
+        scopes.discard(scope)
+        if not scopes and self._drained is not None:
+            self._drained.set()
+
+    async def close(self) -> None:
+        """Refuse new calls, cancel those in flight and wait until they have ended."""
+        self.closed = True
+        if not self._scopes:
+            return
+        self._drained = asyncio.Event()
+        for scope in self._scopes:
+            scope.cancel()
+        await self._drained.wait()
 
 
 class ListingTotals:
@@ -169,6 +316,8 @@ class Transport:
         adaptive: AdaptiveLimit,
         rand: Callable[[], float] = random.random,
         totals: ListingTotals | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        calls: CallsInFlight | None = None,
     ) -> None:
         self._get_session = get_session
         self._base_url = base_url
@@ -176,6 +325,9 @@ class Transport:
         self._headers = dict(headers)
         self._anonymous_headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
         self._secret = secret
+        # A server may echo the key in another letter case (a header name
+        # lower-cased, a message upper-cased): redacted all the same.
+        self._secret_pattern = re.compile(re.escape(secret), re.IGNORECASE) if secret else None
         self.timeout = timeout
         self.retry = retry
         self.budget = budget
@@ -184,9 +336,17 @@ class Transport:
         self._rand = rand
         self._urls: dict[str, URL] = {}  # API path -> full URL
         self.totals = ListingTotals() if totals is None else totals
+        self.max_body_size = max_body_size
+        self.calls = CallsInFlight() if calls is None else calls
 
-    def evolve(self, *, retry: RetryPolicy | None, timeout: aiohttp.ClientTimeout | None) -> Transport:
-        """A transport sharing this one's session, limiter, budget and adaptive limit."""
+    def evolve(
+        self,
+        *,
+        retry: RetryPolicy | None,
+        timeout: aiohttp.ClientTimeout | None,
+        max_body_size: int | None = None,
+    ) -> Transport:
+        """A transport sharing this one's session, limiter, budget, adaptive limit and calls in flight."""
         return Transport(
             get_session=self._get_session,
             base_url=self._base_url,
@@ -199,6 +359,8 @@ class Transport:
             adaptive=self.adaptive,
             rand=self._rand,
             totals=self.totals,
+            max_body_size=self.max_body_size if max_body_size is None else max_body_size,
+            calls=self.calls,
         )
 
     def url_path(self, path: str) -> str:
@@ -206,7 +368,8 @@ class Transport:
         return self._prefix + path
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, _REDACTED) if self._secret else text
+        pattern = self._secret_pattern
+        return pattern.sub(_REDACTED, text) if pattern is not None else text
 
     async def request(
         self,
@@ -233,22 +396,62 @@ class Transport:
                 reached the server.
             retry: Overrides the client's retry policy for this call.
             on_retry: Called once per retry (for scan reports).
-            parse: Parse a 2xx body as JSON (retrying one that is not, as
-                most likely cut short). With ``False``, ``data`` is the body
-                as bytes, for a caller that parses it later (a scan does,
-                when the page is taken).
+            parse: Parse a 2xx body as JSON. With ``False``, ``data`` is the
+                body as bytes, for a caller that parses it later (a scan
+                does, when the page is taken).
             credentials: Send the ``x-api-key`` and ``x-user-id`` headers
                 (``False`` for an endpoint that needs none: the key is then
                 not sent at all).
 
         Returns:
-            The 2xx response: its parsed JSON body (``parse=True``) or its bytes.
+            The 2xx response with its parsed JSON body (``None`` if empty),
+            or with its body as bytes when ``parse`` is false.
 
         Raises:
             APIStatusError: A subclass per status, once retries are exhausted.
-            APIConnectionError: No usable response (``APITimeoutError`` on timeouts).
-            MalformedResponseError: A 2xx body that is not JSON, after retries.
+            APIConnectionError: No usable response (``APITimeoutError`` on
+                timeouts); ``kind="truncated"`` for a body cut short, retried
+                first if the request is idempotent.
+            MalformedResponseError: A complete 2xx body that is not JSON, or
+                one larger than ``max_body_size``: never retried (asking again
+                gets the same).
+            ClientClosedError: The client is closed, was closed while the call
+                was in flight, or belongs to another event loop.
         """
+        calls = self._calls_open()
+        with anyio.CancelScope() as scope:
+            calls.add(scope)
+            try:
+                return await self._send(
+                    method, path, params, json, idempotent, retry, on_retry, parse, credentials
+                )
+            finally:
+                calls.discard(scope)
+        # Only CallsInFlight.close() cancels this scope; the caller's own
+        # cancellation passes through it untouched.
+        raise ClientClosedError(
+            f"the BetatelClient was closed while {method} {self.url_path(path)} was in flight"
+        )
+
+    def _calls_open(self) -> CallsInFlight:
+        calls = self.calls
+        if calls.closed:
+            raise ClientClosedError("this BetatelClient is closed; create a new one")
+        return calls
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        json: Any,
+        idempotent: bool,
+        retry: RetryPolicy | None,
+        on_retry: Callable[[], None] | None,
+        parse: bool,
+        credentials: bool,
+    ) -> Response:
+        """The attempts of :meth:`request`, with their waits."""
         policy = retry or self.retry
         url = self._urls.get(path)
         if url is None:
@@ -263,11 +466,6 @@ class Transport:
         retried_cost: int | None = None
         while True:
             attempt += 1
-            status: int | None = None
-            retry_after: float | None = None
-            date: str | None = None
-            error: APIError
-            error_kind: str | None = None
             t0 = time.monotonic()
             attempt_timeout = self.timeout
             if policy.deadline is not None:
@@ -277,63 +475,24 @@ class Transport:
                     attempt_timeout = aiohttp.ClientTimeout(
                         total=remaining, sock_connect=attempt_timeout.sock_connect
                     )
-            async with self.limiter:
-                try:
-                    async with self._get_session().request(
-                        method,
-                        url,
-                        params=params,
-                        data=body,
-                        headers=headers,
-                        allow_redirects=False,
-                        timeout=attempt_timeout,
-                    ) as resp:
-                        status = resp.status
-                        content_type = resp.content_type
-                        raw = await resp.read()
-                        if not 200 <= status < 300:
-                            retry_after = retry_after_from_headers(resp.headers)
-                            date = resp.headers.get("Date")  # the server's clock, for create's read-back
-                except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                    error, error_kind = map_aiohttp_error(exc, method=method, path=full_path)
-                    error.__cause__ = exc
-                    status = None  # a status line without its body is no answer
-            elapsed_attempt = time.monotonic() - t0
-            if status is not None:
-                logger.debug(
-                    "%s %s -> %d (attempt %d, %.1f ms)",
-                    method,
-                    full_path,
-                    status,
-                    attempt,
-                    elapsed_attempt * 1000,
-                )
-                if status == 429:
-                    self.adaptive.on_throttle()
-                if 200 <= status < 300:
-                    data: Any = raw if not parse else None
-                    if raw and parse:
-                        try:
-                            data = decode_json(raw, method=method, path=full_path, status=status)
-                        except MalformedResponseError as exc:
-                            # An unparseable 2xx body is most often one cut short
-                            # mid-stream; for retry purposes it is one.
-                            error, error_kind = exc, "truncated"
-                    if error_kind is None:
-                        self.adaptive.on_success()
-                        self.budget.release_success(retried_cost)
-                        return Response(status=status, data=data, attempts=attempt, content_type=content_type)
-                else:
-                    error = self._status_error(status, raw, method, full_path, retry_after, date)
-            else:
-                logger.debug(
-                    "%s %s -> %s (attempt %d, %.1f ms)",
-                    method,
-                    full_path,
-                    error_kind,
-                    attempt,
-                    elapsed_attempt * 1000,
-                )
+            status, data, retry_after, error, error_kind = await self._attempt(
+                method, url, full_path, params, body, headers, attempt_timeout, parse
+            )
+            logger.debug(
+                "%s %s -> %s (attempt %d, %.1f ms)",
+                method,
+                full_path,
+                status if error_kind is None else error_kind,
+                attempt,
+                (time.monotonic() - t0) * 1000,
+            )
+            if status == 429:
+                self.adaptive.on_throttle()
+            if error is None:
+                self.adaptive.on_success()
+                self.budget.release_success(retried_cost)
+                content, content_type = data
+                return Response(status=status, data=content, attempts=attempt, content_type=content_type)
             decision = decide(
                 policy=policy,
                 attempt=attempt,
@@ -364,6 +523,74 @@ class Transport:
             error.attempts = attempt
             raise error
 
+    async def _attempt(
+        self,
+        method: str,
+        url: URL,
+        full_path: str,
+        params: Mapping[str, str | int] | None,
+        body: bytes | None,
+        headers: Mapping[str, str],
+        attempt_timeout: aiohttp.ClientTimeout,
+        parse: bool,
+    ) -> tuple[int, Any, float | None, APIError | None, str | None]:
+        """One attempt: ``(status, data, retry_after, error, error_kind)``.
+
+        ``error`` is ``None`` on success (``data`` is then the pair of the
+        parsed body, or the bytes, and the content type); ``error_kind`` is set when no usable answer came (see
+        ``_retry.ERROR_KINDS``), and ``status`` is then 0.
+        """
+        session = self._get_session()  # ClientClosedError: closed, or another event loop
+        limit = self.max_body_size
+        async with self.limiter:
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    timeout=attempt_timeout,
+                ) as resp:
+                    status = resp.status
+                    if not 200 <= status < 300:
+                        raw = await _read_head(resp, _ERROR_BODY_LIMIT)
+                        retry_after = retry_after_from_headers(resp.headers)
+                        date = resp.headers.get("Date")  # the server's clock, for create's read-back
+                        return (
+                            status,
+                            None,
+                            retry_after,
+                            self._status_error(status, raw, method, full_path, retry_after, date),
+                            None,
+                        )
+                    content_type = resp.content_type
+                    raw_or_none = await _read_body(resp, limit)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                # A status line without its body is no answer: status 0.
+                error, error_kind = map_aiohttp_error(exc, method=method, path=full_path, redact=self._redact)
+                return 0, None, None, error, error_kind
+        if raw_or_none is None:
+            return 0, None, None, _too_large(limit, status=status, method=method, path=full_path), "malformed"
+        if not parse:
+            return status, (raw_or_none, content_type), None, None, None
+        if not raw_or_none:
+            return status, (None, content_type), None, None, None
+        try:
+            return status, (orjson.loads(raw_or_none), content_type), None, None, None
+        except orjson.JSONDecodeError as exc:
+            # The body is complete (one cut short fails above, as "truncated"):
+            # not JSON is what the server meant to send, e.g. a proxy's HTML
+            # page. Not chained: the decode error holds the whole body.
+            malformed = MalformedResponseError(
+                f"response body is not JSON ({len(raw_or_none)} bytes; {exc})",
+                status=status,
+                method=method,
+                path=full_path,
+            )
+            return 0, None, None, malformed, "malformed"
+
     def _status_error(
         self, status: int, raw: bytes, method: str, path: str, retry_after: float | None, date: str | None
     ) -> APIStatusError:
@@ -379,8 +606,10 @@ class Transport:
             data = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             data = None
-        fallback = raw[:200].decode("utf-8", "replace").strip() or f"HTTP {status}"
-        message = self._redact(_error_message(data, fallback))
+        text = _error_message(data) or raw.decode("utf-8", "replace").strip() or f"HTTP {status}"
+        # Redacted before it is cut: a cut could split an echoed key, leaving
+        # a part the redaction no longer matches.
+        message = _cap(self._redact(text))
         cls = status_error_class(status)
         return cls(message, status=status, method=method, path=path, retry_after=retry_after, date=date)
 

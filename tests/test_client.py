@@ -367,7 +367,11 @@ def test_repr_shows_url_and_user_but_never_the_key() -> None:
     text = repr(client)
     assert "https://esim.betatel.com" in text and "user-9" in text
     assert SECRET_KEY not in text
-    assert SECRET_KEY not in repr(vars(client)) if hasattr(client, "__dict__") else True
+    view = client.with_options(timeout=5)
+    for shown in (client, view):
+        assert SECRET_KEY not in repr(vars(shown))  # its attributes as a debugger shows them
+        for resource in (shown.sims, shown.packages, shown.inventories):
+            assert SECRET_KEY not in repr(resource)
 
 
 def test_from_env_reads_the_three_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -450,13 +454,43 @@ async def test_requests_carry_auth_and_a_user_agent(sandbox: Sandbox) -> None:
     assert seen["User-Agent"].startswith(f"betatel-async/{bt.__version__}")
 
 
-async def test_debug_logs_never_contain_the_key(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+async def test_debug_logs_never_contain_the_key(caplog: pytest.LogCaptureFixture) -> None:
+    """The server echoes the key it got, in several letter cases, in JSON and non-JSON bodies, at bytes 190-210."""
     caplog.set_level(logging.DEBUG, logger="betatel_async")
-    async with bt.BetatelClient(api_key=SECRET_KEY, user_id="u", base_url=sandbox.url) as client:
-        with pytest.raises(bt.AuthenticationError):
-            await client.sims.list()
-    assert caplog.records
-    assert all(SECRET_KEY not in r.getMessage() for r in caplog.records)
+    echoes = [str.upper, str.lower, str.swapcase, lambda key: key]
+    hits = 0
+
+    async def echo(request: web.Request) -> web.Response:
+        nonlocal hits
+        hits += 1
+        key = echoes[hits % len(echoes)](request.headers["x-api-key"])
+        status = 503 if hits % 3 else 401  # 503s are retried: WARNING lines
+        if hits % 2:
+            text = "." * (190 + hits % 20) + key + "." * 100
+            return web.Response(status=status, text=text, content_type="text/plain")
+        # '{"message":"' is 12 bytes: the key starts at byte 190-209 of the body.
+        message = "." * (178 + hits % 20) + key
+        return web.json_response({"message": message, "statusCode": status}, status=status)
+
+    policy = bt.RetryPolicy(max_attempts=3, backoff_base=0.001, backoff_max=0.001)
+    errors: list[BaseException] = []
+    async with (
+        _raw_server(echo) as url,
+        bt.BetatelClient(api_key=SECRET_KEY, user_id="u", base_url=url, retry=policy) as client,
+    ):
+        for _ in range(8):
+            with pytest.raises(bt.APIStatusError) as info:
+                await client.sims.list()
+            errors.append(info.value)
+    assert hits >= 16
+    assert any(r.levelno == logging.WARNING for r in caplog.records)
+    texts = [r.getMessage() for r in caplog.records] + [caplog.text]
+    texts += [text for err in errors for text in (str(err), repr(err), repr(vars(err)))]
+    assert any("***" in text for text in texts)  # the echo reached the errors, redacted
+    secret = SECRET_KEY.lower()
+    for text in texts:
+        assert secret not in text.lower()
+        assert secret[:8] not in text.lower() and secret[-8:] not in text.lower()  # nor a part of it
 
 
 # -- helpers -----------------------------------------------------------------------

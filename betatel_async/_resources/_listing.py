@@ -18,9 +18,8 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Generic, TypedDict, TypeVar, cast
 
 import attrs
-import orjson
 
-from .._converter import check_page, structure_page
+from .._converter import check_page, decode_json, structure_page
 from .._errors import DriftError, InvalidArgumentError, InvalidArgumentTypeError
 from .._models import Page
 from .._paginate import DriftPolicy, ItemScan, PageScan, ScanReport, ScanRunner, Window
@@ -138,7 +137,7 @@ class ListingQuery(Generic[T]):
     """One listing with its filters, read through one transport. Private.
 
     ``list()`` reads a page with :meth:`page`; a scan uses it as its
-    ``PageSource`` (:meth:`fetch`, :meth:`read`, :meth:`refetch`, :meth:`finish`, ...).
+    ``PageSource`` (:meth:`fetch`, :meth:`read`, :meth:`finish`, ...).
     """
 
     __slots__ = ("_listing", "_params", "_path", "_transport", "_which")
@@ -163,15 +162,10 @@ class ListingQuery(Generic[T]):
 
     async def page(self, offset: int, count: int | None) -> Page[T]:
         """One typed page (``count`` ``None``: the server's default size)."""
-        return self.finish(await self._checked(offset, count, None))
-
-    async def _checked(
-        self, offset: int, count: int | None, on_retry: Callable[[], None] | None
-    ) -> Page[Any]:
-        response = await self._request(offset, count, on_retry, parse=True)
-        page = check_page(response.data, self._listing.items_key, method="GET", path=self._path)
-        self.saw_total(page.total)
-        return page
+        response = await self._request(offset, count, None, parse=True)
+        checked = check_page(response.data, self._listing.items_key, method="GET", path=self._path)
+        self.saw_total(checked.total)
+        return self.finish(checked)
 
     # -- PageSource ----------------------------------------------------------------------
 
@@ -180,15 +174,9 @@ class ListingQuery(Generic[T]):
         body: bytes = response.data
         return body
 
-    def read(self, body: bytes) -> Page[Any] | None:
-        try:
-            data = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
-            return None
+    def read(self, body: bytes) -> Page[Any]:
+        data = decode_json(body, method="GET", path=self._path, status=200) if body else None
         return check_page(data, self._listing.items_key, method="GET", path=self._path)
-
-    async def refetch(self, window: Window, on_retry: Callable[[], None]) -> Page[Any]:
-        return await self._checked(window.offset, window.count, on_retry)
 
     def finish(self, page: Page[Any]) -> Page[T]:
         """The typed items of a page from :meth:`read`, built in place."""

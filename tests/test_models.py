@@ -1123,6 +1123,12 @@ def test_a_reference_object_without_its_name_fails() -> None:
     with pytest.raises(MalformedResponseError) as info:
         decode_model({**S, "inventory": {"id": 12345}}, Sim, method="GET", path="/p")
     assert info.value.json_path == "$.inventory.name"
+    for conv in (converter, _detailed()):  # the Ref hooks themselves, not only as inlined in Sim's
+        assert conv.structure({"id": 1, "name": "n"}, Ref) == Ref(id=1, name="n")
+        assert conv.structure(1, Ref) == Ref(id=1)
+        for bad in ({"id": 1}, {"id": 1, "name": None}):
+            with pytest.raises(Exception):  # noqa: B017, PT011 - KeyError, TypeError or a validation group
+                conv.structure(bad, Ref)
 
 
 # -- package_template: three shapes, told apart by keys ---------------------------------------

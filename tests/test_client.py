@@ -218,8 +218,12 @@ async def test_non_json_success_body_is_malformed(sandbox: Sandbox) -> None:
 async def test_malformed_item_names_the_json_path(sandbox: Sandbox) -> None:
     async def handler(request: web.Request) -> web.Response:
         sims = [
-            {"iccid": "89148000004012345678"},
-            {"iccid": "89148000004012345679", "imsis": [{"imsi": "x"}]},
+            {"iccid": "89148000004012345678", "sim_status": "IN_SERVICE"},
+            {
+                "iccid": "89148000004012345679",
+                "sim_status": "IN_SERVICE",
+                "imsis": [{"sponsor_id": 200, "imsi": "x"}],
+            },
         ]
         return web.json_response({"total": 2, "offset": 0, "count": 2, "sims": sims})
 

@@ -1032,3 +1032,219 @@ def test_list_function_builds_what_the_single_hook_builds_when_keys_are_missing(
     """The list function reads keys with ``o[key]``; an item without one is built the ``.get`` way."""
     structure_sim: Callable[..., Any] = converter.get_structure_hook(Sim)
     assert make_fast_list_structure_fn(Sim, converter)(sims) == [structure_sim(sim) for sim in sims]
+
+
+# -- required fields: an answer without one fails, naming it ----------------------------------
+
+# A valid document of every model, with every required field (and only those where possible).
+MINIMAL: dict[type, dict[str, Any]] = {
+    Sim: S,
+    Imsi: {"sponsor_id": 200, "imsi": 310260123456789},
+    Inventory: INV,
+    TimeAllowance: TA,
+    PackageTemplateInfo: INFO,
+    PackageTemplate: T,
+    Package: P,
+    Country: {"name": "France", "iso2": "FR", "iso3": "FRA"},
+    ProfileReusePolicy: {"reuse_type": "SAME_EID", "max_count": 3},
+    EuiccProfile: E,
+    DataProfile: PCR["data"],
+    ServiceProfile: PCR["voice"],
+    WalletOwner: {},
+    Wallet: PCR["wallets"][0],
+    PcrProfile: PCR,
+    ApiStatus: {"status": "ok", "version": "1.0.4"},
+}
+REQUIRED = [
+    pytest.param(cls, a.name, id=f"{cls.__name__}.{a.name}")
+    for cls in MINIMAL
+    for a in attrs.fields(cls)
+    if a.default is attrs.NOTHING
+]
+
+
+def test_every_model_has_a_minimal_document() -> None:
+    from betatel_async._converter import _MODELS
+
+    assert set(MINIMAL) == set(_MODELS)
+    for cls, doc in MINIMAL.items():
+        assert dumps(unstructure(decode_model(doc, cls, method="GET", path="/p"))) == dumps(doc)
+
+
+@pytest.mark.parametrize(("cls", "field"), REQUIRED)
+def test_a_missing_required_field_fails_on_both_paths_naming_it(cls: type, field: str) -> None:
+    doc = {key: value for key, value in MINIMAL[cls].items() if key != field}
+    with pytest.raises(KeyError):
+        converter.structure(doc, cls)  # the fast path
+    with pytest.raises(cattrs.BaseValidationError):
+        _detailed().structure(doc, cls)  # the detailed path
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model(doc, cls, method="GET", path="/p")
+    assert info.value.json_path == f"$.{field}"
+    assert f"$.{field}: required field missing" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "cls", "field"),
+    [
+        (key, cls, a.name)
+        for key, cls in (
+            ("sims", Sim),
+            ("inventories", Inventory),
+            ("packages", Package),
+            ("package_templates", PackageTemplate),
+            ("countries", Country),
+        )
+        for a in attrs.fields(cls)
+        if a.default is attrs.NOTHING
+    ],
+)
+def test_a_page_item_without_a_required_field_fails_naming_it(key: str, cls: type, field: str) -> None:
+    """The list functions' ``o[key]`` path, then the per-item fallback: neither lets it through."""
+    items = [MINIMAL[cls], {k: v for k, v in MINIMAL[cls].items() if k != field}, MINIMAL[cls]]
+    with pytest.raises(MalformedResponseError) as info:
+        decode_page({"total": 3, "offset": 0, key: items}, key, cls, method="GET", path="/p")
+    assert info.value.json_path == f"$.{key}[1].{field}"
+
+
+def test_the_older_sim_shape_fails_loudly_naming_sim_status() -> None:
+    """The docs site's ``{iccid, status, inventory_id, profile_data}``: no empty Sim."""
+    older = {"iccid": "89148000004012345678", "status": "active", "inventory_id": 12345, "profile_data": {}}
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model(older, Sim, method="GET", path="/api/v1/esim/sim-registries/89148000004012345678")
+    assert info.value.json_path == "$.sim_status"
+    with pytest.raises(MalformedResponseError) as info:
+        decode_page({"total": 1, "offset": 0, "sims": [older]}, "sims", Sim, method="GET", path="/p")
+    assert info.value.json_path == "$.sims[0].sim_status"
+
+
+def test_a_reference_object_without_its_name_fails() -> None:
+    """The bare id is the shape without a name; an {id, name} object must carry both."""
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model({**S, "inventory": {"id": 12345}}, Sim, method="GET", path="/p")
+    assert info.value.json_path == "$.inventory.name"
+    for conv in (converter, _detailed()):  # the Ref hooks themselves, not only as inlined in Sim's
+        assert conv.structure({"id": 1, "name": "n"}, Ref) == Ref(id=1, name="n")
+        assert conv.structure(1, Ref) == Ref(id=1)
+        for bad in ({"id": 1}, {"id": 1, "name": None}):
+            with pytest.raises(Exception):  # noqa: B017, PT011 - KeyError, TypeError or a validation group
+                conv.structure(bad, Ref)
+
+
+# -- package_template: three shapes, told apart by keys ---------------------------------------
+
+
+def test_the_three_package_template_shapes() -> None:
+    listed = decode_model(P, Package, method="GET", path="/p")
+    assert listed.package_template == 7
+    created = decode_model({**P, "package_template": INFO}, Package, method="POST", path="/p", status=201)
+    assert type(created.package_template) is PackageTemplateInfo
+    full = {**T, "traffic_policy": 3, "voice_usage_allowance": 100, "notes": "n", "apn": "betatel"}
+    detailed = decode_model({**P, "package_template": full}, Package, method="GET", path="/p")
+    template = detailed.package_template
+    assert type(template) is PackageTemplate
+    assert (template.traffic_policy, template.notes, template.apn) == (3, "n", "betatel")
+    assert template.supported_countries == ["FRA", "DEU"]
+    assert template.status is PackageTemplateStatus.ACTIVE
+    for package, template_id in ((listed, 7), (created, 21145354), (detailed, 21145354)):
+        assert package.package_template_id == template_id
+    assert unstructure(detailed)["package_template"] == full
+    assert unstructure(created)["package_template"] == INFO
+
+
+@pytest.mark.parametrize(
+    "key", ["supported_countries", "activation_type", "created_date", "modified_date", "status"]
+)
+def test_a_template_object_with_any_full_template_key_is_a_full_template(key: str) -> None:
+    """So a full template missing one field fails naming it, instead of decoding as the info."""
+    partial = {**INFO, key: T[key]}
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model({**P, "package_template": partial}, Package, method="GET", path="/p")
+    # cattrs reports the first missing field in declaration order.
+    full_only = {"supported_countries", "activation_type", "created_date", "modified_date", "status"}
+    missing = [a.name for a in attrs.fields(PackageTemplate) if a.name in full_only - {key}]
+    assert info.value.json_path == f"$.package_template.{missing[0]}"
+
+
+def test_a_full_template_missing_a_field_is_named() -> None:
+    broken = {k: v for k, v in T.items() if k != "time_allowance"}
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model({**P, "package_template": broken}, Package, method="GET", path="/p")
+    assert info.value.json_path == "$.package_template.time_allowance"
+
+
+# -- eUICC profile: the older wrapped shape ---------------------------------------------------
+
+
+def test_a_wrapped_euicc_profile_decodes_as_the_bare_one() -> None:
+    full = {
+        **E,
+        "reuse_remaining_count": 2,
+        "reuse_enabled": True,
+        "profile_reuse_policy": {"reuse_type": "SAME_EID", "max_count": 3},
+        "release_date": 1761330517000,
+        "cc_required": False,
+        "cc_retries": 0,
+        "eid": "89049032000001000000000000000000",
+    }
+    bare = decode_model(full, EuiccProfile, method="GET", path="/p")
+    wrapped = decode_model({"profile": full}, EuiccProfile, method="GET", path="/p")
+    assert wrapped == bare
+    assert bare.state is EuiccProfileState.RELEASED
+    assert bare.profile_reuse_policy == ProfileReusePolicy(reuse_type=ReuseType.SAME_EID, max_count=3)
+    assert bare.released_at == datetime(2025, 10, 24, 18, 28, 37, tzinfo=UTC)
+    assert bare.activation_code == "LPA:1$smdp.example$MATCHING-ID"
+    assert unstructure(wrapped) == full
+
+
+def test_a_wrapped_euicc_profile_missing_a_field_names_it_inside_the_wrapper() -> None:
+    inner = {k: v for k, v in E.items() if k != "activation_code"}
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model({"profile": inner}, EuiccProfile, method="GET", path="/p")
+    assert info.value.json_path == "$.profile.activation_code"
+
+
+def test_only_an_object_without_iccid_is_unwrapped() -> None:
+    """A profile that one day carries a ``profile`` key of its own is not mistaken for a wrapper."""
+    grown = {**E, "profile": {"iccid": "other"}}
+    assert decode_model(grown, EuiccProfile, method="GET", path="/p").iccid == E["iccid"]
+    with pytest.raises(MalformedResponseError) as info:
+        decode_model({"profile": "x"}, EuiccProfile, method="GET", path="/p")
+    assert info.value.json_path == "$.iccid"
+
+
+# -- the rest of API 1.0.4: the facts file's examples ------------------------------------------
+
+
+def test_pcr_profile_decodes_every_part() -> None:
+    doc = {
+        **PCR,
+        "wallets": [
+            *PCR["wallets"],
+            {
+                "id": 10,
+                "owner": {"sim": "89148000004012345678"},
+                "balance": 0,
+                "overdraft": 100,
+                "wallet_type": "SIM",
+            },
+        ],
+        "route_policy": 4,
+    }
+    pcr = decode_model(doc, PcrProfile, method="GET", path="/p")
+    assert pcr.data == DataProfile(state=ServiceState.ENABLED, active_throttling=Throttling.NO_LIMIT)
+    assert (pcr.voice.state, pcr.sms.state) == (ServiceState.ENABLED, ServiceState.DISABLED)
+    assert pcr.wallets[0].owner == WalletOwner(group=1001)
+    assert pcr.wallets[1].owner == WalletOwner(sim="89148000004012345678")
+    assert pcr.wallets[1].wallet_type is WalletType.SIM
+    assert (pcr.wallet_mode, pcr.route_policy) == (WalletMode.SIM, 4)
+    assert unstructure(pcr) == doc
+
+
+@pytest.mark.parametrize(("status", "ok"), [("ok", True), ("error", False), ("OK", False)])
+def test_api_status(status: str, ok: bool) -> None:
+    health = decode_model(
+        {"status": status, "version": "1.0.4", "uptime": 86400}, ApiStatus, method="GET", path="/p"
+    )
+    assert health.ok is ok
+    assert (health.version, health.uptime) == ("1.0.4", 86400)

@@ -8,6 +8,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 
+import aiohttp
 import anyio
 import anyio.lowlevel
 import pytest
@@ -117,31 +118,34 @@ async def test_pages_are_handed_on_in_offset_order(client: bt.BetatelClient, san
     assert position == 2000
 
 
-async def test_scan_concurrency_is_capped_by_the_client(client: bt.BetatelClient, sandbox: Sandbox) -> None:
-    sandbox.config.latency = 0.01
-    in_flight = 0
-    peak = 0
-    lock = asyncio.Lock()
+async def test_scan_concurrency_is_capped_by_the_client(sandbox: Sandbox) -> None:
+    """Two scans share the client's limit, counted at the server, with a connection pool larger than it.
 
-    async def sim_scan(concurrency: int) -> None:
-        async for _ in client.sims.iter(page_size=40, concurrency=concurrency):
+    The caller's session allows 64 connections, so the pool cannot hide a
+    limiter that lets more than ``max_concurrency`` requests out.
+    """
+    sandbox.config.latency = 0.02
+    sandbox.stats.max_in_flight = 0
+
+    async def sim_scan(client: bt.BetatelClient) -> None:
+        async for _ in client.sims.iter(page_size=40, concurrency=8):
             pass
 
-    def on_request(method: str, path: str, query: Mapping[str, str]) -> None:
-        nonlocal in_flight, peak
-        in_flight += 1
-        peak = max(peak, in_flight)
-        asyncio.get_running_loop().call_later(0.009, _done)
-
-    def _done() -> None:
-        nonlocal in_flight
-        in_flight -= 1
-
-    sandbox.on_request = on_request
-    async with lock, anyio.create_task_group() as tg:
-        tg.start_soon(sim_scan, 8)
-        tg.start_soon(sim_scan, 8)
+    connector = aiohttp.TCPConnector(limit=64, limit_per_host=64)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with bt.BetatelClient(
+            api_key=sandbox.api_key,
+            user_id=sandbox.user_id,
+            base_url=sandbox.url,
+            max_concurrency=8,
+            session=session,
+        ) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(sim_scan, client)
+                tg.start_soon(sim_scan, client)
+    peak = sandbox.stats.max_in_flight
     assert peak <= 8  # two scans share the client's eight
+    assert peak > 1  # and the scans did run concurrently
 
 
 async def test_slow_consumer_keeps_lookahead_bounded(client: bt.BetatelClient, sandbox: Sandbox) -> None:

@@ -32,6 +32,8 @@ from betatel_async.cli._csv import columns_for, decode_row
 from betatel_async.cli._render import ScanProgress
 from betatel_async.sandbox import Sandbox, SandboxConfig, serve
 
+from ._signals import default_sigint_in_children
+
 T = TypeVar("T")
 
 BIN = Path(sys.executable).parent
@@ -445,23 +447,25 @@ def test_ctrl_c_saves_the_checkpoint_exits_130_and_resume_completes_the_file(
     partial = out.with_name(out.name + ".partial")
     # Slow pages (100 ms each, one at a time: 3 s in all) so the interrupt lands mid-export.
     slow = ["--sandbox-latency-ms", "100", "--page-size", "100", "--concurrency", "1"]
-    process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
-        [SCRIPT, *export_args("sims", out, *sandbox, *slow)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (partial.exists() and partial.stat().st_size > 0):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the export never wrote a page"
-            time.sleep(0.01)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with (
+        default_sigint_in_children(),
+        subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+            [SCRIPT, *export_args("sims", out, *sandbox, *slow)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as process,
+    ):
+        try:
+            deadline = time.monotonic() + 60
+            while not (partial.exists() and partial.stat().st_size > 0):
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the export never wrote a page"
+                time.sleep(0.01)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 130, stderr.decode()
     assert b"--resume" in stderr
     assert b"Traceback" not in stderr
@@ -589,25 +593,28 @@ def test_sandbox_help_lists_its_options(runner: CliRunner) -> None:
 
 
 def test_sandbox_command_serves_until_ctrl_c() -> None:
-    process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
-        [SCRIPT, "sandbox", "--port", "0", "--sims", "10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "serving at http://127.0.0.1:" in line
-        url = line.split("serving at ", 1)[1].split()[0]
-        env_line = process.stdout.readline()
-        assert f"BETATEL_BASE_URL={url}" in env_line
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with (
+        default_sigint_in_children(),
+        subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+            [SCRIPT, "sandbox", "--port", "0", "--sims", "10"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process,
+    ):
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert "serving at http://127.0.0.1:" in line
+            url = line.split("serving at ", 1)[1].split()[0]
+            env_line = process.stdout.readline()
+            assert f"BETATEL_BASE_URL={url}" in env_line
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+        finally:
+            # Leaving the block closes the pipes and waits: kill first, so that never hangs.
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 0
 
 

@@ -166,6 +166,43 @@ def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
     assert result.exit_code == 2, result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "sims", "--concurrency", "257"],
+        ["export", "inventories", "--concurrency", "1000"],
+        ["status", "--concurrency", "257"],
+    ],
+)
+def test_concurrency_above_256_is_a_usage_error_naming_the_option(runner: CliRunner, args: list[str]) -> None:
+    result = invoke(runner, [*args, "--sandbox", "--sandbox-sims", "10"])
+    assert result.exit_code == 2, result.output
+    assert "'--concurrency'" in result.stderr
+    assert "1<=x<=256" in result.stderr
+
+
+def test_concurrency_of_256_is_accepted(runner: CliRunner, live: ThreadSandbox) -> None:
+    result = invoke(runner, ["export", "inventories", "--concurrency", "256"], env=live.env)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["packages", "get"], ["packages", "create"], ["packages", "activate"],
+                ["packages", "terminate"], ["sims", "get"]],
+)  # fmt: skip
+def test_single_item_help_says_sandbox_starts_fresh_and_names_the_served_one(
+    runner: CliRunner, command: list[str]
+) -> None:
+    result = invoke(runner, [*command, "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "new sandbox" in text
+    assert "in every run" in text
+    assert "'betatel-async sandbox'" in text
+    for variable in ("BETATEL_BASE_URL", "BETATEL_API_KEY", "BETATEL_USER_ID"):
+        assert variable in text
+
+
 def test_missing_credentials_is_a_usage_error_naming_the_variables(runner: CliRunner) -> None:
     result = invoke(runner, ["sims", "get", "89148000004012345678"])
     assert result.exit_code == 2

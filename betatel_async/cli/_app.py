@@ -39,7 +39,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED: Final = 130
 DEFAULT_SANDBOX_SIMS: Final = 100_000
+MAX_CONCURRENCY: Final = 256
+"""The most requests in flight ``--concurrency`` allows: beyond it, memory grows and nothing gets faster."""
 _ENV_HELP: Final = "Credentials come from BETATEL_API_KEY, BETATEL_USER_ID and (optionally) BETATEL_BASE_URL."
+_FRESH_SANDBOX_HELP: Final = (
+    "--sandbox starts a new sandbox, with freshly generated data, in every run: what one command "
+    "creates or changes is gone in the next ('packages create --sandbox' then 'packages get ID "
+    "--sandbox' gives 404). For a session that keeps state, serve one with 'betatel-async sandbox' "
+    "in another terminal, set the BETATEL_BASE_URL, BETATEL_API_KEY and BETATEL_USER_ID it prints, "
+    "and leave out --sandbox."
+)
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -123,6 +132,15 @@ def connection_options(f: F) -> F:
     for option in reversed(options):
         decorated = option(decorated)
     return decorated  # type: ignore[no-any-return]
+
+
+def _concurrency_option() -> Callable[[F], F]:
+    return click.option(
+        "--concurrency",
+        type=click.IntRange(1, MAX_CONCURRENCY),
+        default=None,
+        help=f"Requests in flight, 1 to {MAX_CONCURRENCY} (default 8).",
+    )
 
 
 def _require_credentials(conn: Connection) -> None:
@@ -210,9 +228,7 @@ def export_options(f: F) -> F:
         click.option(
             "--page-size", type=click.IntRange(1, 1000), default=None, help="Items per request (default 100)."
         ),
-        click.option(
-            "--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default 8)."
-        ),
+        _concurrency_option(),
         click.option(
             "--unordered",
             is_flag=True,
@@ -369,9 +385,7 @@ def export_packages(
 @click.option(
     "--page-size", type=click.IntRange(1, 1000), default=None, help="Items per request (default 100)."
 )
-@click.option(
-    "--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default 8)."
-)
+@_concurrency_option()
 @connection_options
 def status(
     *,
@@ -416,7 +430,7 @@ def packages() -> None:
     """Get, create, activate and terminate packages (JSON on standard output)."""
 
 
-@packages.command("get")
+@packages.command("get", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("package_id", metavar="ID")
 @connection_options
 def packages_get(*, package_id: str, conn: Connection) -> None:
@@ -430,7 +444,7 @@ def packages_get(*, package_id: str, conn: Connection) -> None:
     _print_json(unstructure(_run(go())))
 
 
-@packages.command("create")
+@packages.command("create", epilog=_FRESH_SANDBOX_HELP)
 @click.option("--sim", required=True, metavar="ICCID", help="The SIM to put the package on.")
 @click.option(
     "--template",
@@ -466,7 +480,7 @@ def _action(action: str, package_id: str, conn: Connection) -> None:
     _print_json({"id": package_id, "action": action, "ok": True})
 
 
-@packages.command("activate")
+@packages.command("activate", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("package_id", metavar="ID")
 @connection_options
 def packages_activate(*, package_id: str, conn: Connection) -> None:
@@ -474,7 +488,7 @@ def packages_activate(*, package_id: str, conn: Connection) -> None:
     _action("activate", package_id, conn)
 
 
-@packages.command("terminate")
+@packages.command("terminate", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("package_id", metavar="ID")
 @connection_options
 def packages_terminate(*, package_id: str, conn: Connection) -> None:
@@ -487,7 +501,7 @@ def sims() -> None:
     """Look up SIMs (JSON on standard output)."""
 
 
-@sims.command("get")
+@sims.command("get", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("iccid")
 @connection_options
 def sims_get(*, iccid: str, conn: Connection) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import operator
 import os
 import signal
 import subprocess
@@ -21,16 +22,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from betatel_async import BetatelClient, Inventory, Package, ScanReport, Sim, unstructure
 from betatel_async._status import StatusAccumulator
 from betatel_async.cli import cli
 from betatel_async.cli._csv import columns_for, decode_row
 from betatel_async.cli._render import ScanProgress
-from betatel_async.sandbox import Sandbox, SandboxConfig, serve
+from betatel_async.sandbox import API_PREFIX, Sandbox, SandboxConfig, serve
 
 from ._signals import default_sigint_in_children
 
@@ -40,6 +44,7 @@ BIN = Path(sys.executable).parent
 SCRIPT = str(BIN / "betatel-async")
 SIMS = 3000
 MODELS: dict[str, type[Any]] = {"sims": Sim, "inventories": Inventory, "packages": Package}
+LISTING_PATHS = {"sims": "/sim-registries", "inventories": "/inventories", "packages": "/packages"}
 
 
 class ThreadSandbox:
@@ -101,6 +106,26 @@ class ThreadSandbox:
 
         return asyncio.run(go())
 
+    def raw(self, resource: str) -> list[Any]:
+        """Every item of a listing as the server sent it: the JSON objects of its pages, read with aiohttp."""
+        sb = self.sandbox
+        path = API_PREFIX + LISTING_PATHS[resource]
+
+        async def go() -> list[Any]:
+            headers = {"x-api-key": sb.api_key, "x-user-id": sb.user_id}
+            items: list[Any] = []
+            async with aiohttp.ClientSession(sb.url, headers=headers) as session:
+                while True:
+                    params = {"offset": len(items), "count": 100}
+                    async with session.get(path, params=params) as response:
+                        assert response.status == 200
+                        body = orjson.loads(await response.read())
+                    items.extend(body[resource])
+                    if not body[resource] or len(items) >= body["total"]:
+                        return items
+
+        return asyncio.run(go())
+
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[ThreadSandbox]:
@@ -114,6 +139,34 @@ def scratch() -> Iterator[ThreadSandbox]:
     """A small sandbox a test may change."""
     with ThreadSandbox(SandboxConfig(sims=200, seed=5)) as sandbox:
         yield sandbox
+
+
+# Names a hostile or careless server may send: rich markup, terminal escape
+# sequences (ESC, BEL, C1's CSI), a carriage return, and spreadsheet formulas.
+HOSTILE_HOLDERS = [
+    ({"id": 11, "name": "[/bold]Acme"}, {"id": 21, "name": "Sales [bold]"}),
+    ({"id": 12, "name": "Evil\x1b[2J\x1b]0;pwned\x07\x9b31mCorp"}, {"id": 22, "name": "back\rspace\x08d"}),
+    ({"id": 13, "name": '=HYPERLINK("http://x.example","y")'}, {"id": 23, "name": "@SUM(A1:A9)"}),
+    ({"id": 14, "name": "+1+2"}, {"id": 24, "name": "-2+3"}),
+]
+HOSTILE_STATUSES = ["\tIN_SERVICE", "\x1b[5mBLINK", "\rcmd|' /C calc'!A0", "=1+1"]
+CONTROLS = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+@pytest.fixture
+def hostile() -> Iterator[ThreadSandbox]:
+    """A sandbox whose companies, inventories and statuses have hostile names."""
+    with ThreadSandbox(SandboxConfig(sims=len(HOSTILE_HOLDERS) * 2, seed=3)) as served:
+
+        def rename() -> None:
+            data = served.sandbox.data
+            for i, sim in enumerate(data.sims_list()):
+                company, inventory = HOSTILE_HOLDERS[i // 2]
+                status = HOSTILE_STATUSES[i % len(HOSTILE_STATUSES)]
+                data.update_sim(sim["iccid"], company=company, inventory=inventory, sim_status=status)
+
+        served.in_loop(rename)
+        yield served
 
 
 @pytest.fixture
@@ -242,7 +295,8 @@ def test_export_jsonl_is_the_api_json_of_every_item_in_order(
     out = tmp_path / f"{resource}.jsonl"
     result = invoke(runner, export_args(resource, out, "--page-size", "250"), env=live.env)
     assert result.exit_code == 0, result.output
-    expected = [unstructure(item) for item in live.fetch(resource)]
+    expected = live.raw(resource)  # the rows the server sent, not the SDK's reading of them
+    assert expected
     assert jsonl(out.read_bytes()) == expected
     assert f"Exported {len(expected)} {resource}" in result.stderr
     assert list(tmp_path.iterdir()) == [out]  # no partial file or checkpoint left
@@ -290,6 +344,48 @@ def test_csv_cells_keep_empty_text_quotes_and_newlines_apart_from_absent() -> No
     ]
     rows = list(csv.reader(io.StringIO(encode_rows(columns, objects, with_header=True).decode(), newline="")))
     assert [decode_row(columns, row) for row in rows[1:]] == objects
+
+
+FORMULA_FIRST = set("=+-@\t\r")
+
+hostile_text = st.one_of(
+    st.text(),
+    st.builds(operator.add, st.sampled_from(sorted(FORMULA_FIRST | {'"', " ", "\n"})), st.text()),
+)
+
+
+@settings(max_examples=300)
+@given(iccid=hostile_text, status=hostile_text, company=hostile_text, date=st.integers(-(2**63), 2**63 - 1))
+def test_csv_text_never_starts_a_formula_and_reads_back_exactly(
+    iccid: str, status: str, company: str, date: int
+) -> None:
+    from betatel_async.cli._csv import encode_rows
+
+    columns = columns_for(Sim)
+    sim = {"iccid": iccid, "sim_status": status, "company": {"id": 7, "name": company}, "created_date": date}
+    [row] = list(csv.reader(io.StringIO(encode_rows(columns, [sim]).decode(), newline="")))
+    assert decode_row(columns, row) == sim
+    for column, cell in zip(columns, row, strict=True):
+        if column.kind in ("text", "ref_name"):
+            assert not cell or cell[0] not in FORMULA_FIRST, (column.name, cell)
+    # A number is no text: -5 stays -5.
+    assert row[[c.name for c in columns].index("created_date")] == str(date)
+
+
+def test_csv_export_of_hostile_names_starts_no_cell_with_a_formula_and_reads_back_as_the_server_sent(
+    runner: CliRunner, hostile: ThreadSandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "sims.csv"
+    result = invoke(runner, export_args("sims", out, "--format", "csv"), env=hostile.env)
+    assert result.exit_code == 0, result.output
+    with open(out, newline="", encoding="utf-8") as file:
+        _header, *rows = list(csv.reader(file))
+    assert rows
+    for row in rows:
+        assert not [cell for cell in row if cell and cell[0] in FORMULA_FIRST], row
+    columns = columns_for(Sim)
+    assert [decode_row(columns, row) for row in rows] == hostile.raw("sims")
+    assert '"=HYPERLINK(\\"http://x.example\\",\\"y\\")"' in {cell for row in rows for cell in row}
 
 
 def test_export_to_standard_output_by_default(runner: CliRunner, live: ThreadSandbox, tmp_path: Path) -> None:
@@ -527,6 +623,21 @@ def test_status_table_shows_every_holder_and_the_totals(runner: CliRunner, live:
         assert name in result.stdout
     assert f"SIM inventory: {SIMS} SIMs" in result.stdout
     assert "IN_SERVICE" in result.stdout
+
+
+def test_status_prints_server_names_literally_without_control_characters(
+    runner: CliRunner, hostile: ThreadSandbox
+) -> None:
+    result = invoke(runner, ["status"], env=hostile.env)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert not set(out) & (CONTROLS - {"\n"}), [c for c in out if c in CONTROLS - {"\n"}]
+    for company, inventory in HOSTILE_HOLDERS:
+        for holder in (company, inventory):
+            name = "".join(c for c in holder["name"] if c not in CONTROLS)
+            assert f"{name} ({holder['id']})" in out
+    for status in HOSTILE_STATUSES:
+        assert "".join(c for c in status if c not in CONTROLS) in out
 
 
 def test_status_json_equals_counts_of_the_exported_sims(runner: CliRunner, live: ThreadSandbox) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
 import operator
 import os
@@ -612,6 +613,88 @@ def test_ctrl_c_saves_the_checkpoint_exits_130_and_resume_completes_the_file(
     assert out.read_bytes() == reference.read_bytes()
 
 
+# ---------------------------------------------------------------- files that cannot be written
+
+
+def _os_reason(path: Path) -> str:
+    """Why this process cannot create ``path`` (the test's own probe of the OS)."""
+    try:
+        open(path, "wb").close()
+    except OSError as exc:
+        return str(exc.strerror)
+    path.unlink()
+    raise AssertionError(f"{path} can be created: the test needs a path that cannot")
+
+
+def _cli_in_subprocess(args: list[str], env: dict[str, str | None], *, setup: str = "", **kw: Any) -> Any:
+    code = f"import sys\n{setup}\nfrom betatel_async.cli import main\nraise SystemExit(main(sys.argv[1:]))"
+    environ = {**os.environ, **{k: v for k, v in env.items() if v is not None}}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kw}
+    return subprocess.run(  # noqa: S603 - this interpreter, our own code
+        [sys.executable, "-c", code, *args], env=environ, timeout=60, check=False, **streams
+    )
+
+
+@pytest.mark.parametrize("where", ["under /proc", "partial file is a directory"])
+def test_export_to_a_file_that_cannot_be_created_prints_one_error_line_and_exits_1(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, where: str
+) -> None:
+    if where == "under /proc":
+        out = Path("/proc/betatel-async-test-export.jsonl")  # even root cannot create files there
+    else:
+        out = tmp_path / "sims.jsonl"
+        (tmp_path / "sims.jsonl.partial").mkdir()
+    partial = out.with_name(out.name + ".partial")
+    reason = _os_reason(partial)
+    result = invoke(runner, export_args("sims", out), env=live.env)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"Error: cannot write {partial}: {reason}"]
+
+
+def test_export_file_too_large_prints_the_error_and_the_resume_hint_and_resume_completes_it(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, failing: Callable[[int], None]
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    args = _interrupted_export(runner, live, out, "jsonl", failing)
+    partial = out.with_name(out.name + ".partial")
+    saved = _checkpoint(out)
+    # The resumed export may write 64 KiB more than the checkpoint holds: RLIMIT_FSIZE makes
+    # the next write fail with EFBIG ("File too large"; Python ignores SIGXFSZ).
+    limit = saved["bytes"] + 64 * 1024
+    setup = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))"
+    )
+    # Small pages: the failing write leaves bytes in the file's buffer, which closing it tries again.
+    done = _cli_in_subprocess([*args, "--resume", "--page-size", "7"], live.env, setup=setup, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert error == [f"Error: cannot write {partial}: {os.strerror(errno.EFBIG)}"]
+    assert "Run the same command with --resume to continue." in done.stderr
+    assert not out.exists()
+    assert _checkpoint(out)["items"] >= saved["items"]
+
+    result = invoke(runner, [*args, "--resume"], env=live.env)
+    assert result.exit_code == 0, result.output
+    assert jsonl(out.read_bytes()) == live.raw("sims")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["export", "inventories"], ["export", "sims", "--format", "csv"], ["status"], ["status", "--json"]],
+)
+def test_a_full_disk_on_standard_output_prints_one_error_line_and_exits_1(
+    live: ThreadSandbox, args: list[str]
+) -> None:
+    with open("/dev/full", "wb") as full:  # every write to it fails with ENOSPC
+        done = _cli_in_subprocess(args, live.env, text=True, stdout=full)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"Error: cannot write standard output: {os.strerror(errno.ENOSPC)}"]
+
+
+# ---------------------------------------------------------------- status
 # ---------------------------------------------------------------- status
 
 

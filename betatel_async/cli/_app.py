@@ -1,9 +1,10 @@
 """The ``betatel-async`` commands.
 
-Exit statuses: 0 success; 1 the API or the export failed (the message is
-printed, no traceback); 2 a usage error (bad option, missing credentials, an
-argument the SDK rejects before any request); 130 interrupted (Ctrl-C), after
-an export has saved its checkpoint.
+Exit statuses: 0 success; 1 the API or the export failed, or a file (or
+standard output) could not be written (one ``Error:`` line, no traceback);
+2 a usage error (bad option, missing credentials, an argument the SDK rejects
+before any request); 130 interrupted (Ctrl-C), after an export has saved its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -29,7 +30,17 @@ from .._errors import BetatelError, InvalidArgumentError, InvalidArgumentTypeErr
 from .._models import PackageStatus
 from .._version import __version__
 from ._csv import CSV_HELP
-from ._export import CHECKPOINT_SUFFIX, PARTIAL_SUFFIX, ExportOptions, ExportResult, Format, run_export
+from ._export import (
+    CHECKPOINT_SUFFIX,
+    PARTIAL_SUFFIX,
+    STDOUT,
+    ExportOptions,
+    ExportResult,
+    Format,
+    OutputError,
+    output_errors,
+    run_export,
+)
 from ._render import ScanProgress, render_status, stdout_console
 
 __all__ = ["cli", "main"]
@@ -180,10 +191,11 @@ async def _open_client(
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.flush()
-    out = sys.stdout.buffer
-    out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-    out.flush()
+    with output_errors(STDOUT):
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        out.flush()
 
 
 @click.group(cls=_Group, epilog=_ENV_HELP)
@@ -297,7 +309,7 @@ def _export(
 
     try:
         _run(go())
-    except (BetatelError, KeyboardInterrupt):
+    except (BetatelError, OutputError, KeyboardInterrupt):
         if output != "-" and not unordered and Path(output + CHECKPOINT_SUFFIX).exists():
             click.echo(
                 f"Export stopped after {result.written} new items; progress saved in "
@@ -419,7 +431,8 @@ def status(
     if as_json:
         _print_json(report.to_dict())
     else:
-        render_status(report, stdout_console())
+        with output_errors(STDOUT):
+            render_status(report, stdout_console())
 
 
 # ---------------------------------------------------------------- single items

@@ -46,6 +46,7 @@ __all__ = [
     "CHECKPOINT_SUFFIX",
     "PARTIAL_SUFFIX",
     "RESOURCES",
+    "STDOUT",
     "ExportOptions",
     "ExportResult",
     "OutputError",
@@ -66,6 +67,7 @@ class OutputError(click.ClickException):
 
 
 STDOUT: Final = "standard output"
+"""The name :func:`output_errors` gives standard output in its messages."""
 
 
 @contextlib.contextmanager
@@ -250,6 +252,8 @@ async def run_export(
     Raises:
         click.ClickException: The checkpoint cannot be resumed (exit status 1).
         click.UsageError: The checkpoint belongs to another command (exit status 2).
+        OutputError: A file or standard output could not be written (exit status 1); the
+            checkpoint saved last stays.
         BetatelError: The listing failed; the checkpoint is saved first.
     """
     resource = RESOURCES[options.resource]

@@ -10,7 +10,7 @@ to importing its dependencies (aiohttp, anyio, attrs, cattrs, orjson) without it
 Usage::
 
     python benchmarks/importtime.py            # 15 rounds
-    python benchmarks/importtime.py --quick    # a smoke run (CI): 2 rounds
+    python benchmarks/importtime.py --quick    # a smoke run (CI): 1 round
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=15, help="interpreters per contender (default %(default)s)"
     )
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1 round")
     args = parser.parse_args(argv)
-    rounds = 2 if args.quick else args.rounds
+    rounds = 1 if args.quick else args.rounds
     times: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     for _ in range(rounds):
         for name, statement in CONTENDERS.items():

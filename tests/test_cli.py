@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import errno
 import io
+import operator
 import os
 import signal
 import subprocess
@@ -21,16 +23,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from betatel_async import BetatelClient, Inventory, Package, ScanReport, Sim, unstructure
 from betatel_async._status import StatusAccumulator
 from betatel_async.cli import cli
 from betatel_async.cli._csv import columns_for, decode_row
 from betatel_async.cli._render import ScanProgress
-from betatel_async.sandbox import Sandbox, SandboxConfig, serve
+from betatel_async.sandbox import API_PREFIX, Sandbox, SandboxConfig, serve
+
+from ._signals import default_sigint_in_children
 
 T = TypeVar("T")
 
@@ -38,6 +45,7 @@ BIN = Path(sys.executable).parent
 SCRIPT = str(BIN / "betatel-async")
 SIMS = 3000
 MODELS: dict[str, type[Any]] = {"sims": Sim, "inventories": Inventory, "packages": Package}
+LISTING_PATHS = {"sims": "/sim-registries", "inventories": "/inventories", "packages": "/packages"}
 
 
 class ThreadSandbox:
@@ -99,6 +107,26 @@ class ThreadSandbox:
 
         return asyncio.run(go())
 
+    def raw(self, resource: str) -> list[Any]:
+        """Every item of a listing as the server sent it: the JSON objects of its pages, read with aiohttp."""
+        sb = self.sandbox
+        path = API_PREFIX + LISTING_PATHS[resource]
+
+        async def go() -> list[Any]:
+            headers = {"x-api-key": sb.api_key, "x-user-id": sb.user_id}
+            items: list[Any] = []
+            async with aiohttp.ClientSession(sb.url, headers=headers) as session:
+                while True:
+                    params = {"offset": len(items), "count": 100}
+                    async with session.get(path, params=params) as response:
+                        assert response.status == 200
+                        body = orjson.loads(await response.read())
+                    items.extend(body[resource])
+                    if not body[resource] or len(items) >= body["total"]:
+                        return items
+
+        return asyncio.run(go())
+
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[ThreadSandbox]:
@@ -112,6 +140,34 @@ def scratch() -> Iterator[ThreadSandbox]:
     """A small sandbox a test may change."""
     with ThreadSandbox(SandboxConfig(sims=200, seed=5)) as sandbox:
         yield sandbox
+
+
+# Names a hostile or careless server may send: rich markup, terminal escape
+# sequences (ESC, BEL, C1's CSI), a carriage return, and spreadsheet formulas.
+HOSTILE_HOLDERS = [
+    ({"id": 11, "name": "[/bold]Acme"}, {"id": 21, "name": "Sales [bold]"}),
+    ({"id": 12, "name": "Evil\x1b[2J\x1b]0;pwned\x07\x9b31mCorp"}, {"id": 22, "name": "back\rspace\x08d"}),
+    ({"id": 13, "name": '=HYPERLINK("http://x.example","y")'}, {"id": 23, "name": "@SUM(A1:A9)"}),
+    ({"id": 14, "name": "+1+2"}, {"id": 24, "name": "-2+3"}),
+]
+HOSTILE_STATUSES = ["\tIN_SERVICE", "\x1b[5mBLINK", "\rcmd|' /C calc'!A0", "=1+1"]
+CONTROLS = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+@pytest.fixture
+def hostile() -> Iterator[ThreadSandbox]:
+    """A sandbox whose companies, inventories and statuses have hostile names."""
+    with ThreadSandbox(SandboxConfig(sims=len(HOSTILE_HOLDERS) * 2, seed=3)) as served:
+
+        def rename() -> None:
+            data = served.sandbox.data
+            for i, sim in enumerate(data.sims_list()):
+                company, inventory = HOSTILE_HOLDERS[i // 2]
+                status = HOSTILE_STATUSES[i % len(HOSTILE_STATUSES)]
+                data.update_sim(sim["iccid"], company=company, inventory=inventory, sim_status=status)
+
+        served.in_loop(rename)
+        yield served
 
 
 @pytest.fixture
@@ -164,6 +220,43 @@ def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
     assert result.exit_code == 2, result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "sims", "--concurrency", "257"],
+        ["export", "inventories", "--concurrency", "1000"],
+        ["status", "--concurrency", "257"],
+    ],
+)
+def test_concurrency_above_256_is_a_usage_error_naming_the_option(runner: CliRunner, args: list[str]) -> None:
+    result = invoke(runner, [*args, "--sandbox", "--sandbox-sims", "10"])
+    assert result.exit_code == 2, result.output
+    assert "'--concurrency'" in result.stderr
+    assert "1<=x<=256" in result.stderr
+
+
+def test_concurrency_of_256_is_accepted(runner: CliRunner, live: ThreadSandbox) -> None:
+    result = invoke(runner, ["export", "inventories", "--concurrency", "256"], env=live.env)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["packages", "get"], ["packages", "create"], ["packages", "activate"],
+                ["packages", "terminate"], ["sims", "get"]],
+)  # fmt: skip
+def test_single_item_help_says_sandbox_starts_fresh_and_names_the_served_one(
+    runner: CliRunner, command: list[str]
+) -> None:
+    result = invoke(runner, [*command, "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "new sandbox" in text
+    assert "in every run" in text
+    assert "'betatel-async sandbox'" in text
+    for variable in ("BETATEL_BASE_URL", "BETATEL_API_KEY", "BETATEL_USER_ID"):
+        assert variable in text
+
+
 def test_missing_credentials_is_a_usage_error_naming_the_variables(runner: CliRunner) -> None:
     result = invoke(runner, ["sims", "get", "89148000004012345678"])
     assert result.exit_code == 2
@@ -203,7 +296,8 @@ def test_export_jsonl_is_the_api_json_of_every_item_in_order(
     out = tmp_path / f"{resource}.jsonl"
     result = invoke(runner, export_args(resource, out, "--page-size", "250"), env=live.env)
     assert result.exit_code == 0, result.output
-    expected = [unstructure(item) for item in live.fetch(resource)]
+    expected = live.raw(resource)  # the rows the server sent, not the SDK's reading of them
+    assert expected
     assert jsonl(out.read_bytes()) == expected
     assert f"Exported {len(expected)} {resource}" in result.stderr
     assert list(tmp_path.iterdir()) == [out]  # no partial file or checkpoint left
@@ -251,6 +345,48 @@ def test_csv_cells_keep_empty_text_quotes_and_newlines_apart_from_absent() -> No
     ]
     rows = list(csv.reader(io.StringIO(encode_rows(columns, objects, with_header=True).decode(), newline="")))
     assert [decode_row(columns, row) for row in rows[1:]] == objects
+
+
+FORMULA_FIRST = set("=+-@\t\r")
+
+hostile_text = st.one_of(
+    st.text(),
+    st.builds(operator.add, st.sampled_from(sorted(FORMULA_FIRST | {'"', " ", "\n"})), st.text()),
+)
+
+
+@settings(max_examples=300)
+@given(iccid=hostile_text, status=hostile_text, company=hostile_text, date=st.integers(-(2**63), 2**63 - 1))
+def test_csv_text_never_starts_a_formula_and_reads_back_exactly(
+    iccid: str, status: str, company: str, date: int
+) -> None:
+    from betatel_async.cli._csv import encode_rows
+
+    columns = columns_for(Sim)
+    sim = {"iccid": iccid, "sim_status": status, "company": {"id": 7, "name": company}, "created_date": date}
+    [row] = list(csv.reader(io.StringIO(encode_rows(columns, [sim]).decode(), newline="")))
+    assert decode_row(columns, row) == sim
+    for column, cell in zip(columns, row, strict=True):
+        if column.kind in ("text", "ref_name"):
+            assert not cell or cell[0] not in FORMULA_FIRST, (column.name, cell)
+    # A number is no text: -5 stays -5.
+    assert row[[c.name for c in columns].index("created_date")] == str(date)
+
+
+def test_csv_export_of_hostile_names_starts_no_cell_with_a_formula_and_reads_back_as_the_server_sent(
+    runner: CliRunner, hostile: ThreadSandbox, tmp_path: Path
+) -> None:
+    out = tmp_path / "sims.csv"
+    result = invoke(runner, export_args("sims", out, "--format", "csv"), env=hostile.env)
+    assert result.exit_code == 0, result.output
+    with open(out, newline="", encoding="utf-8") as file:
+        _header, *rows = list(csv.reader(file))
+    assert rows
+    for row in rows:
+        assert not [cell for cell in row if cell and cell[0] in FORMULA_FIRST], row
+    columns = columns_for(Sim)
+    assert [decode_row(columns, row) for row in rows] == hostile.raw("sims")
+    assert '"=HYPERLINK(\\"http://x.example\\",\\"y\\")"' in {cell for row in rows for cell in row}
 
 
 def test_export_to_standard_output_by_default(runner: CliRunner, live: ThreadSandbox, tmp_path: Path) -> None:
@@ -445,23 +581,25 @@ def test_ctrl_c_saves_the_checkpoint_exits_130_and_resume_completes_the_file(
     partial = out.with_name(out.name + ".partial")
     # Slow pages (100 ms each, one at a time: 3 s in all) so the interrupt lands mid-export.
     slow = ["--sandbox-latency-ms", "100", "--page-size", "100", "--concurrency", "1"]
-    process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
-        [SCRIPT, *export_args("sims", out, *sandbox, *slow)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (partial.exists() and partial.stat().st_size > 0):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the export never wrote a page"
-            time.sleep(0.01)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with (
+        default_sigint_in_children(),
+        subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+            [SCRIPT, *export_args("sims", out, *sandbox, *slow)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as process,
+    ):
+        try:
+            deadline = time.monotonic() + 60
+            while not (partial.exists() and partial.stat().st_size > 0):
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the export never wrote a page"
+                time.sleep(0.01)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 130, stderr.decode()
     assert b"--resume" in stderr
     assert b"Traceback" not in stderr
@@ -475,6 +613,88 @@ def test_ctrl_c_saves_the_checkpoint_exits_130_and_resume_completes_the_file(
     assert out.read_bytes() == reference.read_bytes()
 
 
+# ---------------------------------------------------------------- files that cannot be written
+
+
+def _os_reason(path: Path) -> str:
+    """Why this process cannot create ``path`` (the test's own probe of the OS)."""
+    try:
+        open(path, "wb").close()
+    except OSError as exc:
+        return str(exc.strerror)
+    path.unlink()
+    raise AssertionError(f"{path} can be created: the test needs a path that cannot")
+
+
+def _cli_in_subprocess(args: list[str], env: dict[str, str | None], *, setup: str = "", **kw: Any) -> Any:
+    code = f"import sys\n{setup}\nfrom betatel_async.cli import main\nraise SystemExit(main(sys.argv[1:]))"
+    environ = {**os.environ, **{k: v for k, v in env.items() if v is not None}}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kw}
+    return subprocess.run(  # noqa: S603 - this interpreter, our own code
+        [sys.executable, "-c", code, *args], env=environ, timeout=60, check=False, **streams
+    )
+
+
+@pytest.mark.parametrize("where", ["under /proc", "partial file is a directory"])
+def test_export_to_a_file_that_cannot_be_created_prints_one_error_line_and_exits_1(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, where: str
+) -> None:
+    if where == "under /proc":
+        out = Path("/proc/betatel-async-test-export.jsonl")  # even root cannot create files there
+    else:
+        out = tmp_path / "sims.jsonl"
+        (tmp_path / "sims.jsonl.partial").mkdir()
+    partial = out.with_name(out.name + ".partial")
+    reason = _os_reason(partial)
+    result = invoke(runner, export_args("sims", out), env=live.env)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [f"Error: cannot write {partial}: {reason}"]
+
+
+def test_export_file_too_large_prints_the_error_and_the_resume_hint_and_resume_completes_it(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path, failing: Callable[[int], None]
+) -> None:
+    out = tmp_path / "sims.jsonl"
+    args = _interrupted_export(runner, live, out, "jsonl", failing)
+    partial = out.with_name(out.name + ".partial")
+    saved = _checkpoint(out)
+    # The resumed export may write 64 KiB more than the checkpoint holds: RLIMIT_FSIZE makes
+    # the next write fail with EFBIG ("File too large"; Python ignores SIGXFSZ).
+    limit = saved["bytes"] + 64 * 1024
+    setup = (
+        "import resource, signal\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))"
+    )
+    # Small pages: the failing write leaves bytes in the file's buffer, which closing it tries again.
+    done = _cli_in_subprocess([*args, "--resume", "--page-size", "7"], live.env, setup=setup, text=True)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    error = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert error == [f"Error: cannot write {partial}: {os.strerror(errno.EFBIG)}"]
+    assert "Run the same command with --resume to continue." in done.stderr
+    assert not out.exists()
+    assert _checkpoint(out)["items"] >= saved["items"]
+
+    result = invoke(runner, [*args, "--resume"], env=live.env)
+    assert result.exit_code == 0, result.output
+    assert jsonl(out.read_bytes()) == live.raw("sims")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["export", "inventories"], ["export", "sims", "--format", "csv"], ["status"], ["status", "--json"]],
+)
+def test_a_full_disk_on_standard_output_prints_one_error_line_and_exits_1(
+    live: ThreadSandbox, args: list[str]
+) -> None:
+    with open("/dev/full", "wb") as full:  # every write to it fails with ENOSPC
+        done = _cli_in_subprocess(args, live.env, text=True, stdout=full)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"Error: cannot write standard output: {os.strerror(errno.ENOSPC)}"]
+
+
+# ---------------------------------------------------------------- status
 # ---------------------------------------------------------------- status
 
 
@@ -486,6 +706,21 @@ def test_status_table_shows_every_holder_and_the_totals(runner: CliRunner, live:
         assert name in result.stdout
     assert f"SIM inventory: {SIMS} SIMs" in result.stdout
     assert "IN_SERVICE" in result.stdout
+
+
+def test_status_prints_server_names_literally_without_control_characters(
+    runner: CliRunner, hostile: ThreadSandbox
+) -> None:
+    result = invoke(runner, ["status"], env=hostile.env)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert not set(out) & (CONTROLS - {"\n"}), [c for c in out if c in CONTROLS - {"\n"}]
+    for company, inventory in HOSTILE_HOLDERS:
+        for holder in (company, inventory):
+            name = "".join(c for c in holder["name"] if c not in CONTROLS)
+            assert f"{name} ({holder['id']})" in out
+    for status in HOSTILE_STATUSES:
+        assert "".join(c for c in status if c not in CONTROLS) in out
 
 
 def test_status_json_equals_counts_of_the_exported_sims(runner: CliRunner, live: ThreadSandbox) -> None:
@@ -589,25 +824,28 @@ def test_sandbox_help_lists_its_options(runner: CliRunner) -> None:
 
 
 def test_sandbox_command_serves_until_ctrl_c() -> None:
-    process = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
-        [SCRIPT, "sandbox", "--port", "0", "--sims", "10"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "serving at http://127.0.0.1:" in line
-        url = line.split("serving at ", 1)[1].split()[0]
-        env_line = process.stdout.readline()
-        assert f"BETATEL_BASE_URL={url}" in env_line
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with (
+        default_sigint_in_children(),
+        subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
+            [SCRIPT, "sandbox", "--port", "0", "--sims", "10"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as process,
+    ):
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert "serving at http://127.0.0.1:" in line
+            url = line.split("serving at ", 1)[1].split()[0]
+            env_line = process.stdout.readline()
+            assert f"BETATEL_BASE_URL={url}" in env_line
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+        finally:
+            # Leaving the block closes the pipes and waits: kill first, so that never hangs.
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == 0
 
 

@@ -41,6 +41,8 @@ from betatel_async.sandbox import (
 )
 from betatel_async.sandbox._cli import build_parser, config_from_args, main
 
+from ._signals import default_sigint_in_children
+
 pytestmark = pytest.mark.anyio
 
 SIMS = 300
@@ -919,18 +921,25 @@ def test_command_line_refuses_bad_values(
 
 async def test_command_line_serves_until_interrupted() -> None:
     command = [sys.executable, "-m", "betatel_async.sandbox", "--port", "0", "--sims", "20"]
-    async with await anyio.open_process(command) as process:
-        assert process.stdout is not None
-        output = b""
-        with anyio.fail_after(20):
-            while b"Ctrl-C" not in output:
-                output += await process.stdout.receive()
-        match = re.search(rb"serving at (http://127\.0\.0\.1:\d+)", output)
-        assert match is not None, output
-        headers = {"x-api-key": DEFAULT_API_KEY, "x-user-id": DEFAULT_USER_ID}
-        async with aiohttp.ClientSession(match[1].decode(), headers=headers) as session:
-            body = await get(session, "/sim-registries")
-        assert body["total"] == 20
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(10):
-            assert await process.wait() == 0
+    with default_sigint_in_children():
+        process = await anyio.open_process(command)
+    async with process:
+        try:
+            assert process.stdout is not None
+            output = b""
+            with anyio.fail_after(20):
+                while b"Ctrl-C" not in output:
+                    output += await process.stdout.receive()
+            match = re.search(rb"serving at (http://127\.0\.0\.1:\d+)", output)
+            assert match is not None, output
+            headers = {"x-api-key": DEFAULT_API_KEY, "x-user-id": DEFAULT_USER_ID}
+            async with aiohttp.ClientSession(match[1].decode(), headers=headers) as session:
+                body = await get(session, "/sim-registries")
+            assert body["total"] == 20
+            process.send_signal(signal.SIGINT)
+            with anyio.fail_after(10):
+                assert await process.wait() == 0
+        finally:
+            # Leaving the block waits for the process without a bound: never hang on a failure.
+            if process.returncode is None:
+                process.kill()

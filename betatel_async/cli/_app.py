@@ -1,9 +1,10 @@
 """The ``betatel-async`` commands.
 
-Exit statuses: 0 success; 1 the API or the export failed (the message is
-printed, no traceback); 2 a usage error (bad option, missing credentials, an
-argument the SDK rejects before any request); 130 interrupted (Ctrl-C), after
-an export has saved its checkpoint.
+Exit statuses: 0 success; 1 the API or the export failed, or a file (or
+standard output) could not be written (one ``Error:`` line, no traceback);
+2 a usage error (bad option, missing credentials, an argument the SDK rejects
+before any request); 130 interrupted (Ctrl-C), after an export has saved its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -29,7 +30,17 @@ from .._errors import BetatelError, InvalidArgumentError, InvalidArgumentTypeErr
 from .._models import PackageStatus
 from .._version import __version__
 from ._csv import CSV_HELP
-from ._export import CHECKPOINT_SUFFIX, PARTIAL_SUFFIX, ExportOptions, ExportResult, Format, run_export
+from ._export import (
+    CHECKPOINT_SUFFIX,
+    PARTIAL_SUFFIX,
+    STDOUT,
+    ExportOptions,
+    ExportResult,
+    Format,
+    OutputError,
+    output_errors,
+    run_export,
+)
 from ._render import ScanProgress, render_status, stdout_console
 
 __all__ = ["cli", "main"]
@@ -39,7 +50,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERRUPTED: Final = 130
 DEFAULT_SANDBOX_SIMS: Final = 100_000
+MAX_CONCURRENCY: Final = 256
+"""The most requests in flight ``--concurrency`` allows: beyond it, memory grows and nothing gets faster."""
 _ENV_HELP: Final = "Credentials come from BETATEL_API_KEY, BETATEL_USER_ID and (optionally) BETATEL_BASE_URL."
+_FRESH_SANDBOX_HELP: Final = (
+    "--sandbox starts a new sandbox, with freshly generated data, in every run: what one command "
+    "creates or changes is gone in the next ('packages create --sandbox' then 'packages get ID "
+    "--sandbox' gives 404). For a session that keeps state, serve one with 'betatel-async sandbox' "
+    "in another terminal, set the BETATEL_BASE_URL, BETATEL_API_KEY and BETATEL_USER_ID it prints, "
+    "and leave out --sandbox."
+)
 
 
 @attrs.frozen(slots=True, kw_only=True)
@@ -125,6 +145,15 @@ def connection_options(f: F) -> F:
     return decorated  # type: ignore[no-any-return]
 
 
+def _concurrency_option() -> Callable[[F], F]:
+    return click.option(
+        "--concurrency",
+        type=click.IntRange(1, MAX_CONCURRENCY),
+        default=None,
+        help=f"Requests in flight, 1 to {MAX_CONCURRENCY} (default 8).",
+    )
+
+
 def _require_credentials(conn: Connection) -> None:
     """Fail as a usage error (exit status 2) when no sandbox is asked for and credentials are unset."""
     if conn.sandbox:
@@ -162,10 +191,11 @@ async def _open_client(
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.flush()
-    out = sys.stdout.buffer
-    out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-    out.flush()
+    with output_errors(STDOUT):
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        out.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        out.flush()
 
 
 @click.group(cls=_Group, epilog=_ENV_HELP)
@@ -210,9 +240,7 @@ def export_options(f: F) -> F:
         click.option(
             "--page-size", type=click.IntRange(1, 1000), default=None, help="Items per request (default 100)."
         ),
-        click.option(
-            "--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default 8)."
-        ),
+        _concurrency_option(),
         click.option(
             "--unordered",
             is_flag=True,
@@ -281,7 +309,7 @@ def _export(
 
     try:
         _run(go())
-    except (BetatelError, KeyboardInterrupt):
+    except (BetatelError, OutputError, KeyboardInterrupt):
         if output != "-" and not unordered and Path(output + CHECKPOINT_SUFFIX).exists():
             click.echo(
                 f"Export stopped after {result.written} new items; progress saved in "
@@ -369,9 +397,7 @@ def export_packages(
 @click.option(
     "--page-size", type=click.IntRange(1, 1000), default=None, help="Items per request (default 100)."
 )
-@click.option(
-    "--concurrency", type=click.IntRange(min=1), default=None, help="Requests in flight (default 8)."
-)
+@_concurrency_option()
 @connection_options
 def status(
     *,
@@ -405,7 +431,8 @@ def status(
     if as_json:
         _print_json(report.to_dict())
     else:
-        render_status(report, stdout_console())
+        with output_errors(STDOUT):
+            render_status(report, stdout_console())
 
 
 # ---------------------------------------------------------------- single items
@@ -416,7 +443,7 @@ def packages() -> None:
     """Get, create, activate and terminate packages (JSON on standard output)."""
 
 
-@packages.command("get")
+@packages.command("get", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("package_id", metavar="ID")
 @connection_options
 def packages_get(*, package_id: str, conn: Connection) -> None:
@@ -430,7 +457,7 @@ def packages_get(*, package_id: str, conn: Connection) -> None:
     _print_json(unstructure(_run(go())))
 
 
-@packages.command("create")
+@packages.command("create", epilog=_FRESH_SANDBOX_HELP)
 @click.option("--sim", required=True, metavar="ICCID", help="The SIM to put the package on.")
 @click.option(
     "--template",
@@ -466,7 +493,7 @@ def _action(action: str, package_id: str, conn: Connection) -> None:
     _print_json({"id": package_id, "action": action, "ok": True})
 
 
-@packages.command("activate")
+@packages.command("activate", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("package_id", metavar="ID")
 @connection_options
 def packages_activate(*, package_id: str, conn: Connection) -> None:
@@ -474,7 +501,7 @@ def packages_activate(*, package_id: str, conn: Connection) -> None:
     _action("activate", package_id, conn)
 
 
-@packages.command("terminate")
+@packages.command("terminate", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("package_id", metavar="ID")
 @connection_options
 def packages_terminate(*, package_id: str, conn: Connection) -> None:
@@ -487,7 +514,7 @@ def sims() -> None:
     """Look up SIMs (JSON on standard output)."""
 
 
-@sims.command("get")
+@sims.command("get", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("iccid")
 @connection_options
 def sims_get(*, iccid: str, conn: Connection) -> None:

@@ -6,6 +6,9 @@ a model gets a column), and each column is one of three kinds:
 - text (fields typed ``str``, or an open enum ``| str``): the text itself;
   text that is empty or begins with ``"`` is written as a JSON string literal
   (``""``, ``"\\"quoted\\""``), so that an empty cell can mean "absent".
+  So is text that begins with ``= + - @``, a tab or a carriage return
+  (``"=1+2"``): a spreadsheet would run such a cell as a formula (CSV
+  injection), and one that begins with ``"`` is text to it.
 - ref (:class:`~betatel_async.Ref` fields: ``group``, ``inventory``,
   ``company``): two columns, ``group.id`` (JSON) and ``group.name`` (text).
   A reference without a name is a bare id in the JSON and comes back as one.
@@ -38,8 +41,9 @@ CSV_HELP: Final = (
     "CSV has a header row and one column per field; group, inventory and company "
     "become X.id and X.name; numbers, lists and objects (imsis, package_template) "
     "are JSON text; an empty cell is an absent field, and text that is empty or "
-    'starts with " is written as a JSON string. Read back with the csv module, '
-    "each row gives exactly the values of the jsonl export."
+    'starts with " is written as a JSON string, as is text starting with = + - @, '
+    "a tab or a carriage return (so that no spreadsheet runs it as a formula). "
+    "Read back with the csv module, each row gives exactly the values of the jsonl export."
 )
 
 Kind = Literal["text", "json", "ref_id", "ref_name"]
@@ -83,8 +87,13 @@ def columns_for(model: type[Any]) -> list[Column]:
     return columns
 
 
+_ESCAPED_FIRST: Final = frozenset('"=+-@\t\r')
+"""First characters that make a text cell a JSON string literal: ``"`` (it reads back
+as one), and those that make spreadsheets evaluate the cell (OWASP's list for CSV injection)."""
+
+
 def _text_cell(value: str) -> str:
-    if not value or value[0] == '"':
+    if not value or value[0] in _ESCAPED_FIRST:
         return orjson.dumps(value).decode()
     return value
 

@@ -9,6 +9,11 @@ partial file holds, its length in bytes and the key of its last item. The
 partial file is fsynced before each checkpoint is (atomically) replaced, so
 the checkpoint never claims bytes the file may not have.
 
+A file that cannot be written (no permission, disk full, "File too large")
+raises :class:`OutputError`: one line with the path and the OS's reason. The
+checkpoint saved last stays as it was, and still holds: a failed write is
+never recorded in it.
+
 ``--resume`` truncates the partial file to the checkpointed length and
 continues the same ordered listing, skipping the items already written. It
 refuses to splice two different listings: the command must match, ``total``
@@ -22,7 +27,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final, Literal, TypeGuard
 
@@ -41,8 +46,11 @@ __all__ = [
     "CHECKPOINT_SUFFIX",
     "PARTIAL_SUFFIX",
     "RESOURCES",
+    "STDOUT",
     "ExportOptions",
     "ExportResult",
+    "OutputError",
+    "output_errors",
     "run_export",
 ]
 
@@ -52,6 +60,23 @@ CHECKPOINT_SUFFIX: Final = ".checkpoint.json"
 CHECKPOINT_VERSION: Final = 1
 CHECKPOINT_INTERVAL: Final = 0.5
 """Seconds between checkpoints while an export runs (one more is written when it stops)."""
+
+
+class OutputError(click.ClickException):
+    """A file (or standard output) could not be written: its path and the OS's reason (exit status 1)."""
+
+
+STDOUT: Final = "standard output"
+"""The name :func:`output_errors` gives standard output in its messages."""
+
+
+@contextlib.contextmanager
+def output_errors(path: str | os.PathLike[str], action: str = "write") -> Iterator[None]:
+    """Turn an :class:`OSError` raised inside into an :class:`OutputError` naming ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot {action} {path}: {exc.strerror or exc}") from exc
 
 
 @attrs.frozen(slots=True)
@@ -136,14 +161,16 @@ class _Checkpoint:
             "last_key": self.last_key,
         }
         temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "wb") as file:
-            file.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
+        with output_errors(temporary):
+            with open(temporary, "wb") as file:
+                file.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        with output_errors(self.path, "remove"):
+            self.path.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -225,19 +252,25 @@ async def run_export(
     Raises:
         click.ClickException: The checkpoint cannot be resumed (exit status 1).
         click.UsageError: The checkpoint belongs to another command (exit status 2).
+        OutputError: A file or standard output could not be written (exit status 1); the
+            checkpoint saved last stays.
         BetatelError: The listing failed; the checkpoint is saved first.
     """
     resource = RESOURCES[options.resource]
     encoder = _Encoder(resource, options.format)
     if options.output == "-":
         stream = _stdout()
-        stream.write(encoder.header())
+        with output_errors(STDOUT):
+            stream.write(encoder.header())
         async with _scan(client, options, on_progress) as scan:
             result.report = scan.report
             async for page in scan:
-                stream.write(encoder.encode(page.items))
+                chunk = encoder.encode(page.items)
+                with output_errors(STDOUT):
+                    stream.write(chunk)
                 result.written += len(page.items)
-        stream.flush()
+        with output_errors(STDOUT):
+            stream.flush()
         return
     await _export_to_file(client, options, resource, encoder, on_progress, result)
 
@@ -261,8 +294,9 @@ class _PartialFile:
         self.committed = False
 
     def create(self, header: bytes) -> None:
-        self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close() or commit()
-        self._file.write(header)
+        with output_errors(self.path):
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed by close() or commit()
+            self._file.write(header)
         self.checkpoint.bytes = len(header)
 
     def reopen(self, saved: dict[str, Any]) -> None:
@@ -283,6 +317,8 @@ class _PartialFile:
             raise _Refusal(
                 f"{self.path} is gone, so the export cannot resume; run without --resume to start over"
             ) from None
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         actual = os.fstat(file.fileno()).st_size
         if actual < size:
             file.close()
@@ -291,8 +327,9 @@ class _PartialFile:
                 "run without --resume to start over"
             )
         # Bytes past the checkpoint were written after it was saved: they are written again.
-        file.truncate(size)
-        file.seek(size)
+        with output_errors(self.path):
+            file.truncate(size)
+            file.seek(size)
         self._file = file
         checkpoint.total = total
         checkpoint.items = items
@@ -301,7 +338,8 @@ class _PartialFile:
 
     def write(self, chunk: bytes, n_items: int, last_key: Any) -> None:
         assert self._file is not None
-        self._file.write(chunk)
+        with output_errors(self.path):
+            self._file.write(chunk)
         self.checkpoint.items += n_items
         self.checkpoint.bytes += len(chunk)
         self.checkpoint.last_key = last_key
@@ -309,29 +347,36 @@ class _PartialFile:
     def save(self) -> None:
         """Make the written bytes durable, then record them in the checkpoint."""
         if self._file is not None and not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            with output_errors(self.path):
+                self._file.flush()
+                os.fsync(self._file.fileno())
         self.checkpoint.save()
 
     def commit(self) -> None:
         """Durably rename the complete file onto the output; drop the checkpoint."""
         assert self._file is not None
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.replace(self.path, self.output)
+        with output_errors(self.path):
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        with output_errors(f"{self.path} to {self.output}", "rename"):
+            os.replace(self.path, self.output)
         self.committed = True
         _fsync_dir(self.output.parent)
         self.checkpoint.remove()
 
     def discard(self) -> None:
         self.close()
-        self.path.unlink(missing_ok=True)
+        with output_errors(self.path, "remove"):
+            self.path.unlink(missing_ok=True)
         self.checkpoint.remove()
 
     def close(self) -> None:
+        """Close the file; bytes it could not write are dropped (no checkpoint records them)."""
         if self._file is not None:
-            self._file.close()
+            # Closing flushes the buffer again, and fails again if writing it failed before.
+            with contextlib.suppress(OSError):
+                self._file.close()
 
 
 def _count(value: object) -> TypeGuard[int]:
@@ -413,10 +458,14 @@ async def _export_to_file(
         if partial.committed:
             raise
         if resumable and checkpoint.total is not None:
-            partial.save()
+            # If the file cannot be written (the error being handled may be just that),
+            # the checkpoint saved last still holds: keep it, and report the first error.
+            with contextlib.suppress(OutputError):
+                partial.save()
             partial.close()
         else:
-            partial.discard()
+            with contextlib.suppress(OutputError):
+                partial.discard()
         raise
 
 

@@ -2,6 +2,11 @@
 
 rich is imported inside the functions, so that commands which print only JSON
 (and ``--help``) do not pay for importing it.
+
+Text from the server (company, inventory and group names, statuses) is printed
+literally: as :class:`rich.text.Text`, never as a string rich would read as
+markup, and with its control characters removed (:func:`printable`), so that no
+escape sequence the server sends reaches the terminal.
 """
 
 from __future__ import annotations
@@ -15,11 +20,21 @@ from .._status import NONE_KEY, SimStatusReport
 
 if TYPE_CHECKING:  # only for annotations; imported for real where used
     from rich.console import Console
+    from rich.text import Text
 
-__all__ = ["ScanProgress", "render_status", "stdout_console"]
+__all__ = ["ScanProgress", "printable", "render_status", "stdout_console"]
 
 _PIPE_WIDTH = 200
 """Width of a table written to a pipe or file: wide enough that no column is folded."""
+
+_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)])
+"""C0, DEL and C1: ESC (0x1B) and CSI (0x9B) start terminal escape sequences, and
+CR, BS or a newline would let one name overwrite or fake the lines around it."""
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (C0, DEL, C1), for one line of a terminal."""
+    return text.translate(_CONTROLS)
 
 
 class ScanProgress:
@@ -94,15 +109,21 @@ def stdout_console() -> Console:
     return Console(file=sys.stdout, width=width)
 
 
-def _holder_label(ident: int | None, name: str | None) -> str:
+def _holder_label(ident: int | None, name: str | None) -> Text:
+    from rich.text import Text
+
     if ident is None:
-        return "(none)"
-    return f"{name} ({ident})" if name else str(ident)
+        return Text("(none)")
+    return Text(f"{printable(name)} ({ident})" if name else str(ident))
 
 
 def render_status(report: SimStatusReport, console: Console) -> None:
-    """Print the report as a table: per holder, one row for all its SIMs and one per network."""
+    """Print the report as a table: per holder, one row for all its SIMs and one per network.
+
+    Names and statuses are printed as the server sent them, less control characters.
+    """
     from rich.table import Table
+    from rich.text import Text
 
     statuses = list(report.by_status)
     table = Table(
@@ -118,7 +139,9 @@ def render_status(report: SimStatusReport, console: Console) -> None:
     table.add_column("Inventory")
     table.add_column("Network", footer="all")
     for status in statuses:
-        table.add_column(status, justify="right", footer=str(report.by_status.get(status, 0)))
+        table.add_column(
+            Text(printable(status)), justify="right", footer=str(report.by_status.get(status, 0))
+        )
     table.add_column("Total", justify="right", footer=str(report.total))
 
     def counts(by_status: dict[str, int], total: int) -> list[str]:
@@ -133,10 +156,16 @@ def render_status(report: SimStatusReport, console: Console) -> None:
             style="bold",
         )
         for network, network_counts in holder.by_network.items():
-            table.add_row("", "", network, *counts(network_counts.by_status, network_counts.total))
+            table.add_row(
+                "", "", Text(printable(network)), *counts(network_counts.by_status, network_counts.total)
+            )
         table.add_section()
     for network, network_counts in report.by_network.items():
         table.add_row(
-            "All holders", "", network, *counts(network_counts.by_status, network_counts.total), style="dim"
+            "All holders",
+            "",
+            Text(printable(network)),
+            *counts(network_counts.by_status, network_counts.total),
+            style="dim",
         )
     console.print(table)

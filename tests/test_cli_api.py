@@ -5,14 +5,21 @@ Each command's output is compared with what the sandbox holds, not with the SDK.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import orjson
 import pytest
+from aiohttp import web
 from click.testing import CliRunner
 
+from betatel_async import Country, PackageTemplate
+from betatel_async.cli._csv import columns_for, decode_row
 from betatel_async.sandbox import SandboxConfig
+from tests._servers import web_server
 from tests.test_cli import ThreadSandbox, invoke
 
 
@@ -157,3 +164,45 @@ def test_api_status_prints_the_servers_answer(runner: CliRunner, served: ThreadS
     assert result.exit_code == 0, result.output
     status = orjson.loads(result.stdout_bytes)
     assert status["status"] == "ok" and status["version"] == "1.0.4"
+
+
+@pytest.mark.parametrize(
+    ("command", "rows"), [("package-templates", "package_templates_list"), ("countries", "countries_list")]
+)
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_of_the_new_listings_holds_what_the_server_holds(
+    runner: CliRunner, served: ThreadSandbox, tmp_path: Path, command: str, rows: str, fmt: str
+) -> None:
+    out = tmp_path / f"out.{fmt}"
+    result = invoke(
+        runner, ["export", command, "-o", str(out), "--format", fmt, "--page-size", "7"], env=served.env
+    )
+    assert result.exit_code == 0, result.output
+    expected = getattr(served.sandbox.data, rows)()
+    if fmt == "jsonl":
+        written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    else:
+        model = PackageTemplate if command == "package-templates" else Country
+        columns = columns_for(model)
+        with out.open(newline="") as f:
+            reader = csv.reader(f)
+            next(reader)
+            written = [decode_row(columns, row) for row in reader]
+    assert written == expected and len(expected) > 7
+
+
+@pytest.mark.anyio
+async def test_a_server_message_with_escape_sequences_reaches_the_terminal_as_plain_text(
+    runner: CliRunner,
+) -> None:
+    hostile = "Not \x1b[31mfound\x1b]0;pwned\x07 [/bold]\r\nsecond line"
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"message": hostile, "statusCode": 404}, status=404)
+
+    async with web_server(handler) as url:
+        env = {"BETATEL_API_KEY": "k", "BETATEL_USER_ID": "u", "BETATEL_BASE_URL": url}
+        result = await anyio.to_thread.run_sync(invoke, runner, ["package-templates", "get", "7"], env)
+    assert result.exit_code == 1
+    assert "Not [31mfound]0;pwned [/bold]second line" in result.output
+    assert not any(ord(c) < 32 and c != "\n" for c in result.output)

@@ -17,6 +17,7 @@ from .._converter import unstructure
 from .._models import ActivationType, Throttling, TimeAllowance, TimeUnit, WalletMode
 from .._types import NOT_GIVEN, NotGiven
 from ._app import (
+    _FRESH_SANDBOX_HELP,
     Connection,
     _Group,
     _open_client,
@@ -60,7 +61,7 @@ def package_templates_list(*, inventory: int | None, conn: Connection) -> None:
     _print_json([unstructure(item) for item in items])
 
 
-@package_templates.command("get")
+@package_templates.command("get", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("template_id", metavar="ID", type=click.IntRange(min=0))
 @connection_options
 def package_templates_get(*, template_id: int, conn: Connection) -> None:
@@ -68,7 +69,7 @@ def package_templates_get(*, template_id: int, conn: Connection) -> None:
     _print_json(unstructure(_call(conn, lambda c: c.package_templates.get, template_id)))
 
 
-@package_templates.command("create")
+@package_templates.command("create", epilog=_FRESH_SANDBOX_HELP)
 @click.option(
     "--name", required=True, help="The template's name (unique names make a lost answer recoverable)."
 )
@@ -156,7 +157,7 @@ def euicc_profiles() -> None:
     """What installs an eSIM on a device: its eUICC profile and QR code."""
 
 
-@euicc_profiles.command("get")
+@euicc_profiles.command("get", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("iccid")
 @connection_options
 def euicc_profiles_get(*, iccid: str, conn: Connection) -> None:
@@ -164,7 +165,7 @@ def euicc_profiles_get(*, iccid: str, conn: Connection) -> None:
     _print_json(unstructure(_call(conn, lambda c: c.euicc_profiles.get, iccid)))
 
 
-@euicc_profiles.command("qr")
+@euicc_profiles.command("qr", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("iccid")
 @click.option(
     "-o",
@@ -202,7 +203,7 @@ def pcr_profiles() -> None:
     """Read and change what a SIM may use: data, throttling, voice, SMS."""
 
 
-@pcr_profiles.command("get")
+@pcr_profiles.command("get", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("iccid")
 @connection_options
 def pcr_profiles_get(*, iccid: str, conn: Connection) -> None:
@@ -214,7 +215,7 @@ def _state(value: str | None) -> str | NotGiven:
     return NOT_GIVEN if value is None else _ON_OFF[value]
 
 
-@pcr_profiles.command("update")
+@pcr_profiles.command("update", epilog=_FRESH_SANDBOX_HELP)
 @click.argument("iccid")
 @click.option("--throttle", type=click.Choice([t.value for t in Throttling]), help="Data speed limit.")
 @click.option("--data", type=click.Choice(list(_ON_OFF)), help="Data service on or off.")

@@ -41,7 +41,7 @@ from ._export import (
     output_errors,
     run_export,
 )
-from ._render import ScanProgress, render_status, stdout_console
+from ._render import ScanProgress, printable, render_status, stdout_console
 
 __all__ = ["cli", "main"]
 
@@ -82,8 +82,9 @@ class _Group(click.Group):
             # Raised before any request: the command line asked for something invalid.
             raise click.UsageError(str(exc)) from None
         except BetatelError as exc:
-            # The SDK's messages name the request and never hold the API key.
-            raise click.ClickException(str(exc)) from None
+            # The SDK's messages name the request and never hold the API key;
+            # the server's part of them may hold escape sequences.
+            raise click.ClickException(printable(str(exc))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
@@ -302,7 +303,9 @@ def _export(
 
     async def go() -> None:
         async with _open_client(conn, max_concurrency=concurrency) as (client, source):
-            with ScanProgress(f"Exporting {resource}", enabled=sys.stderr.isatty()) as progress:
+            with ScanProgress(
+                f"Exporting {resource.replace('_', ' ')}", enabled=sys.stderr.isatty()
+            ) as progress:
                 await run_export(
                     client, attrs.evolve(options, source=source), on_progress=progress.update, result=result
                 )
@@ -331,7 +334,7 @@ def _summary(resource: str, output: str, result: ExportResult, elapsed: float) -
         click.echo(f"Resumed: skipped {result.skipped} items already in {output}{PARTIAL_SUFFIX}.", err=True)
         resumed = f", {result.written} of them in this run"
     click.echo(
-        f"Exported {result.written + result.skipped} {resource} to {where}{resumed}: "
+        f"Exported {result.written + result.skipped} {resource.replace('_', ' ')} to {where}{resumed}: "
         f"{pages} pages, {retries} retries, {elapsed:.1f} s, {rate:,.0f} items/s.",
         err=True,
     )
@@ -384,6 +387,23 @@ def export_packages(
         "status": status,
     }
     _export("packages", filters, fmt=fmt, **kwargs)
+
+
+@export.command("package-templates")
+@click.option("--inventory", type=click.IntRange(min=0), help="Only the templates of this inventory id.")
+@export_options
+@connection_options
+def export_package_templates(*, inventory: int | None, fmt: Format, **kwargs: Any) -> None:
+    """Export the package templates."""
+    _export("package_templates", {"inventory": inventory}, fmt=fmt, **kwargs)
+
+
+@export.command("countries")
+@export_options
+@connection_options
+def export_countries(*, fmt: Format, **kwargs: Any) -> None:
+    """Export the countries."""
+    _export("countries", {}, fmt=fmt, **kwargs)
 
 
 # ---------------------------------------------------------------- status

@@ -38,7 +38,7 @@ import orjson
 
 from .._client import BetatelClient
 from .._converter import unstructure
-from .._models import Inventory, Package, Sim
+from .._models import Country, Inventory, Package, PackageTemplate, Sim
 from .._paginate import PageScan, ScanReport
 from ._csv import columns_for, encode_rows
 
@@ -89,6 +89,8 @@ RESOURCES: Final[dict[str, _Resource]] = {
     "sims": _Resource(Sim, lambda sim: sim.iccid),
     "inventories": _Resource(Inventory, lambda inventory: inventory.id),
     "packages": _Resource(Package, lambda package: package.id),
+    "package_templates": _Resource(PackageTemplate, lambda template: template.id),
+    "countries": _Resource(Country, lambda country: country.iso3),
 }
 
 

@@ -796,8 +796,11 @@ def decode_model(data: Any, cls: type[T], *, method: str, path: str, status: int
 def _envelope_int(body: dict[str, Any], key: str, *, method: str, path: str) -> int:
     value = body.get(key)
     if type(value) is not int or value < 0:
+        # The type only, never the text: a hostile server's string could be
+        # long or echo the key, and this message is not redacted.
+        got = value if type(value) is int else type(value).__name__
         raise MalformedResponseError(
-            f"page field {key!r} must be a non-negative integer, got {value!r}",
+            f"page field {key!r} must be a non-negative integer, got {got}",
             json_path=f"$.{key}",
             method=method,
             path=path,

@@ -557,7 +557,9 @@ class Transport:
                     if not 200 <= status < 300:
                         raw = await _read_head(resp, _ERROR_BODY_LIMIT)
                         retry_after = retry_after_from_headers(resp.headers)
-                        date = resp.headers.get("Date")  # the server's clock, for create's read-back
+                        # The server's clock, for create's read-back; not from a
+                        # cache (an Age header): a stored answer keeps its old Date.
+                        date = None if "Age" in resp.headers else resp.headers.get("Date")
                         return (
                             status,
                             None,

@@ -8,9 +8,10 @@ credential's value.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Final, cast
 from urllib.parse import quote
 
@@ -22,17 +23,21 @@ MAX_PAGE_SIZE: Final = 1000
 """The largest ``count`` the SDK sends. The API documents no maximum; a server
 that caps pages lower is handled by the scan (short pages are completed)."""
 
+INT64_MAX: Final = 2**63 - 1
+"""The largest integer the SDK sends: JSON encoders (and the API's 64-bit
+fields) go no further."""
+
 _ICCID: Final = re.compile(r"[0-9]{18,22}")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def check_int(name: str, value: object, *, minimum: int = 0, maximum: int | None = None) -> int:
-    """An integer (not a bool) within bounds."""
+def check_int(name: str, value: object, *, minimum: int = 0, maximum: int = INT64_MAX) -> int:
+    """An integer (not a bool) within bounds: by default 0 to ``2**63 - 1``."""
     if type(value) is not int:
         raise InvalidArgumentTypeError(name, f"expected an int, got {type(value).__name__}")
     if value < minimum:
         raise InvalidArgumentError(name, f"must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
+    if value > maximum:
         raise InvalidArgumentError(name, f"must be <= {maximum}, got {value}")
     return value
 
@@ -70,7 +75,18 @@ def check_choice(name: str, value: object, choices: Collection[str]) -> str | No
         raise InvalidArgumentTypeError(name, f"expected a string, got {type(value).__name__}")
     if value not in choices:
         raise InvalidArgumentError(name, f"must be one of {', '.join(sorted(choices))}; got {value!r}")
-    return str(value)
+    return _text(value)
+
+
+def _text(value: str) -> str:
+    """The text of a string, whatever its class: what goes on the wire.
+
+    ``str()`` of a ``(str, Enum)`` member is ``"Cls.MEMBER"``, not its value;
+    a ``StrEnum`` member or a plain ``str`` subclass gives its text.
+    """
+    if isinstance(value, enum.Enum):
+        return str.__str__(value.value)
+    return str.__str__(value)
 
 
 def path_segment(name: str, value: object) -> str:
@@ -170,7 +186,7 @@ def check_country_codes(name: str, value: object) -> list[str]:
     API's to say (``client.countries``). A bare string is refused rather than
     read as a sequence of letters.
     """
-    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
         raise InvalidArgumentTypeError(name, f"expected a list of alpha-3 codes, got {type(value).__name__}")
     if not value:
         raise InvalidArgumentError(name, "must name at least one country")
@@ -183,7 +199,7 @@ def check_country_codes(name: str, value: object) -> list[str]:
         if code in seen:
             raise InvalidArgumentError(name, f"names {code!r} twice")
         seen.add(code)
-    return list(value)
+    return [_text(code) for code in value]
 
 
 def check_given_choice(name: str, value: object, choices: Collection[str]) -> str:

@@ -14,6 +14,7 @@ import betatel_async as bt
 from betatel_async._resources._created import CREATE_CLOCK_SLACK
 from betatel_async._resources.packages import _may_be_created_by
 from betatel_async.sandbox import FaultConfig, Sandbox, SandboxConfig, serve
+from tests._servers import web_server
 from tests.test_client import _raw_server
 
 pytestmark = pytest.mark.anyio
@@ -184,6 +185,38 @@ async def test_a_package_from_before_the_call_is_raised_as_a_conflict(sandbox: S
         with pytest.raises(bt.ConflictError):
             await client.packages.create(sim=sim, package_template=template)
     assert live_packages(sandbox, sim) == [old]
+
+
+async def test_a_date_far_from_our_clock_is_not_believed(sandbox: Sandbox) -> None:
+    """A 503 dated 1970 (a stored page, a broken clock) must not open the read-back to 2020's package."""
+    sim = next(free_sims(sandbox))
+    template = templates(sandbox)[0]
+    old = made_at(sandbox, JAN_2020, sim, template, "ACTIVE")
+    sandbox.data.now = lambda: 86_400.0  # every answer's Date: 2 January 1970
+    sandbox.config.faults = FaultConfig(script=["503"])
+    async with make_client(sandbox) as client:
+        with pytest.raises(bt.ConflictError):
+            await client.packages.create(sim=sim, package_template=template)
+    assert live_packages(sandbox, sim) == [old]
+
+
+async def test_the_date_of_a_cached_answer_is_not_the_servers_clock() -> None:
+    """An answer with an ``Age`` header comes from a cache: its ``Date`` is not passed on."""
+
+    async def handler(request: web.Request) -> web.Response:
+        headers = {"Date": "Thu, 01 Jan 2015 00:00:00 GMT"}
+        if "company" in request.query:
+            headers["Age"] = "3600"
+        return web.json_response({"message": "busy"}, status=404, headers=headers)
+
+    async with web_server(handler) as url:
+        async with bt.BetatelClient(api_key="k", user_id="u", base_url=url) as client:
+            with pytest.raises(bt.NotFoundError) as fresh:
+                await client.sims.list()
+            with pytest.raises(bt.NotFoundError) as cached:
+                await client.sims.list(company=1)
+    assert fresh.value.date == "Thu, 01 Jan 2015 00:00:00 GMT"
+    assert cached.value.date is None
 
 
 async def test_a_live_package_from_another_template_is_not_this_calls(sandbox: Sandbox) -> None:

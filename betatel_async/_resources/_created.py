@@ -16,7 +16,7 @@ from typing import Final
 from .._errors import APIConnectionError, APIError, APIStatusError, ServerError
 from .._models import timestamp_to_datetime
 
-__all__ = ["CREATE_CLOCK_SLACK", "CreateClock", "created_since", "is_ambiguous"]
+__all__ = ["CREATE_CLOCK_SLACK", "MAX_SERVER_CLOCK_SKEW", "CreateClock", "created_since", "is_ambiguous"]
 
 _AMBIGUOUS_STATUSES: Final = frozenset({502, 503, 504})
 
@@ -35,6 +35,11 @@ resolution of the ``Date`` header and a database clock a little off the web
 server's."""
 
 
+MAX_SERVER_CLOCK_SKEW: Final = timedelta(hours=2)
+"""A ``Date`` further than this from the local clock is not believed (a
+stored error page, a broken clock): the local clock stands."""
+
+
 class CreateClock:
     """When a create call started, on the server's clock as far as its answers tell.
 
@@ -43,7 +48,11 @@ class CreateClock:
     local clock, which moves that start onto the server's clock; without one,
     the local clock stands. ``Date`` is cut to the second and stamped before
     the answer arrives, so the offset errs early, on the side of not missing
-    this call's own package.
+    this call's own package. An offset past :data:`MAX_SERVER_CLOCK_SKEW`
+    is not believed: an early start would let an older package pass for
+    this call's, so a ``Date`` that far off is more likely a stored page
+    than the server's time. (The transport passes on no ``Date`` of an
+    answer with an ``Age`` header, a cache's.)
     """
 
     __slots__ = ("_offset", "_started")
@@ -62,7 +71,9 @@ class CreateClock:
             return
         if server_now.tzinfo is None:  # "-0000": HTTP dates are GMT all the same
             server_now = server_now.replace(tzinfo=UTC)
-        self._offset = server_now.timestamp() - time.time()
+        offset = server_now.timestamp() - time.time()
+        if abs(offset) <= MAX_SERVER_CLOCK_SKEW.total_seconds():
+            self._offset = offset
 
     def earliest(self) -> datetime:
         """The earliest creation time a package made by this call can carry (aware UTC)."""

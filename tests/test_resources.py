@@ -3,7 +3,9 @@ namespaces (package templates, countries, eUICC profiles and QR codes, PCR profi
 
 from __future__ import annotations
 
+import enum
 import time
+from collections import UserList
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +15,7 @@ from aiohttp import web
 
 import betatel_async as bt
 from betatel_async.sandbox import FaultConfig, Sandbox, SandboxConfig, serve
+from tests._servers import web_server
 
 pytestmark = pytest.mark.anyio
 
@@ -483,3 +486,61 @@ def test_paths_cover_every_operation() -> None:
     assert len(bt.PATHS) == 14
     assert bt.PATHS["status"] == "/api/v1/status"
     assert all(p.startswith("/api/v1/esim/") for k, p in bt.PATHS.items() if k != "status")
+
+
+# -- arguments as careless callers pass them ----------------------------------------------
+
+
+class _MixinStatus(str, enum.Enum):  # noqa: UP042 - the mixin users still write, on purpose
+    ACTIVE = "ACTIVE"
+
+
+async def test_a_str_enum_mixin_member_is_sent_as_its_text(
+    client: bt.BetatelClient, sandbox: Sandbox
+) -> None:
+    """``str()`` of a ``(str, Enum)`` member is ``Cls.MEMBER``: the server must see ``ACTIVE``."""
+    seen: list[str] = []
+    sandbox.on_request = lambda method, path, query: seen.append(query.get("status", ""))
+    page = await client.packages.list(status=_MixinStatus.ACTIVE)
+    assert seen == ["ACTIVE"]
+    assert {p.status for p in page.items} <= {"ACTIVE"}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.packages.list(offset=2**63),
+        lambda c: c.package_templates.get(10**30),
+        lambda c: c.packages.create(sim="89148000004012345678", package_template=2**64),
+        lambda c: c.pcr_profiles.update("89148000004012345678", route_policy=2**70),
+    ],
+)
+async def test_an_int_past_64_bits_is_refused_before_any_request(
+    client: bt.BetatelClient, sandbox: Sandbox, call: Any
+) -> None:
+    with pytest.raises(bt.InvalidArgumentError, match="<= 9223372036854775807"):
+        await call(client)
+    assert sandbox.stats.total == 0
+
+
+async def test_supported_countries_may_be_any_sequence(client: bt.BetatelClient, sandbox: Sandbox) -> None:
+    inventory = sandbox.data.inventories_list()[0]["id"]
+    args = _template_args(inventory, name="from a UserList") | {"supported_countries": UserList(["FRA"])}
+    info = await client.package_templates.create(**args)
+    stored = next(t for t in sandbox.data.package_templates_list() if t["id"] == info.id)
+    assert stored["supported_countries"] == ["FRA"]
+
+
+async def test_an_envelope_error_names_the_type_not_the_servers_text() -> None:
+    secret = "sk-live-SECRET"
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"total": "echo " + secret.upper() + "x" * 100_000, "offset": 0, "sims": []})
+
+    async with web_server(handler) as url:
+        async with bt.BetatelClient(api_key=secret, user_id="u", base_url=url) as client:
+            with pytest.raises(bt.MalformedResponseError) as info:
+                await client.sims.list()
+    assert "got str" in str(info.value)
+    assert len(str(info.value)) < 300
+    assert secret.lower() not in str(info.value).lower()

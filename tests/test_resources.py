@@ -544,3 +544,27 @@ async def test_an_envelope_error_names_the_type_not_the_servers_text() -> None:
     assert "got str" in str(info.value)
     assert len(str(info.value)) < 300
     assert secret.lower() not in str(info.value).lower()
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"name": "another name"},
+        {"data_usage_allowance": 1},
+        {"supported_countries": ["ITA"]},
+        {"time_allowance": {"unit": "YEAR", "duration": 9}},
+        {"activation_type": "MANUAL"},
+    ],
+)
+async def test_package_template_create_claims_no_template_made_by_someone_else_meanwhile(
+    client: bt.BetatelClient, sandbox: Sandbox, other: dict[str, Any]
+) -> None:
+    """Created just now in the same inventory, but not with what this call sent: not this call's."""
+    inventory = sandbox.data.inventories_list()[1]["id"]
+    theirs = sandbox.data.create_package_template(**(_sandbox_template(inventory, "mine") | other))
+    sandbox.config.faults = FaultConfig(script=["502"])  # answered before the handler: nothing created
+    with pytest.raises(bt.ServerError, match="no template named 'mine' created since"):
+        await client.package_templates.create(**_template_args(inventory, name="mine"))
+    assert [t["id"] for t in sandbox.data.package_templates_list() if t["id"] == theirs["id"]] == [
+        theirs["id"]
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import operator
 from collections.abc import Sequence
-from typing import Final, TypedDict, Unpack
+from typing import Any, Final, TypedDict, Unpack
 
 from .._converter import decode_model
 from .._errors import (
@@ -220,21 +220,29 @@ class PackageTemplates(ListingResource[PackageTemplate]):
             clock.observe(exc)
             if not _may_have_created(exc):
                 raise
-            return await self._find_created(name, inventory, activation_time_allowance, clock, exc)
+            return await self._find_created(body, clock, exc)
 
     async def _find_created(
-        self, name: str, inventory: int, activation_time_allowance: int, clock: CreateClock, error: APIError
+        self, body: dict[str, Any], clock: CreateClock, error: APIError
     ) -> PackageTemplateInfo:
-        """The template an ambiguous create made, read back; else ``error``, explained."""
+        """The template an ambiguous create of ``body`` made, read back; else ``error``, explained.
+
+        A template is this call's only if it was created since the call
+        started and every field of ``body`` it carries is what was sent (a
+        template of the same name made by someone else with other values is
+        not claimed).
+        """
+        name, inventory = body["name"], body["inventory"]
         try:
             templates = await self.all(inventory=inventory)
         except APIError as lookup:
             raise _explain(error, f"reading the templates back failed too: {lookup}") from lookup
         since = clock.earliest()
-        matches = [t for t in templates if t.name == name and created_since(t.created_date, since)]
+        matches = [t for t in templates if _as_sent(t, body) and created_since(t.created_date, since)]
         if len(matches) != 1:
             why = (
-                f"no template named {name!r} created since the call started was found in inventory {inventory}"
+                f"no template named {name!r} created since the call started, with the values sent, "
+                f"was found in inventory {inventory}"
                 if not matches
                 else f"{len(matches)} templates named {name!r} were created in inventory {inventory} "
                 "since the call started: cannot tell which is this call's"
@@ -244,19 +252,45 @@ class PackageTemplates(ListingResource[PackageTemplate]):
         return PackageTemplateInfo(
             id=t.id,
             name=t.name,
-            # A template created through this call has no voice or SMS
-            # allowance (the create body has none), and the activation time
-            # allowance it was sent.
+            # Not from the listing, which may leave them out: a template made
+            # by a create has no voice or SMS allowance (its body has none),
+            # and the activation time allowance it was sent (checked against
+            # the listing's when that carries one).
             voice_usage_allowance=t.voice_usage_allowance or 0,
             data_usage_allowance=t.data_usage_allowance,
             sms_usage_allowance=t.sms_usage_allowance or 0,
             time_allowance=t.time_allowance,
             activation_time_allowance=(
-                activation_time_allowance
+                body["activation_time_allowance"]
                 if t.activation_time_allowance is None
                 else t.activation_time_allowance
             ),
         )
+
+
+def _as_sent(template: PackageTemplate, body: dict[str, Any]) -> bool:
+    """Whether every field of a create's ``body`` that ``template`` carries holds the value sent."""
+    if template.name != body["name"]:
+        return False
+    if sorted(template.supported_countries) != sorted(body["supported_countries"]):
+        return False
+    allowance = template.time_allowance
+    if (allowance.unit, allowance.duration) != (
+        body["time_allowance"]["unit"],
+        body["time_allowance"]["duration"],
+    ):
+        return False
+    for field in (
+        "activation_type",
+        "data_usage_allowance",
+        "activation_time_allowance",
+        "earliest_available_date",
+        "latest_available_date",
+    ):
+        value = getattr(template, field)
+        if value is not None and value != body[field]:  # optional in a listing: absent says nothing
+            return False
+    return True
 
 
 def _time_allowance(value: object) -> dict[str, object]:

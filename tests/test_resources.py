@@ -568,3 +568,24 @@ async def test_package_template_create_claims_no_template_made_by_someone_else_m
     assert [t["id"] for t in sandbox.data.package_templates_list() if t["id"] == theirs["id"]] == [
         theirs["id"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "accepted"),
+    [
+        (b'{"message": "profile not ready"}', False),
+        (b"<html><body>busy</body></html>", False),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", True),  # a format without a magic check here: the label decides
+    ],
+)
+async def test_qr_code_labelled_as_an_image_must_not_be_json_or_markup(body: bytes, accepted: bool) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="image/png")
+
+    async with web_server(handler) as url:
+        async with bt.BetatelClient(api_key="k", user_id="u", base_url=url) as client:
+            if accepted:
+                assert await client.euicc_profiles.qr_code("89148000004012345678") == body
+            else:
+                with pytest.raises(bt.MalformedResponseError, match="image/png, not an image"):
+                    await client.euicc_profiles.qr_code("89148000004012345678")

@@ -28,6 +28,11 @@ _SVG: Final = re.compile(
 )
 
 
+def _is_text(body: bytes) -> bool:
+    """Whether ``body`` starts as JSON or markup does (and so is no image in another format)."""
+    return body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[", b"<")
+
+
 def is_image(body: bytes) -> bool:
     """Whether ``body`` starts as a PNG, JPEG, GIF or SVG image does."""
     if body.startswith(_IMAGE_MAGIC):
@@ -72,7 +77,9 @@ class EuiccProfiles:
         The image encodes the profile's LPA activation code; write the bytes
         to a file or serve them as they are. The API does not state the
         format: the answer is accepted when its ``Content-Type`` is
-        ``image/*`` or its bytes start as a PNG, JPEG, GIF or SVG image does.
+        ``image/*`` or its bytes start as a PNG, JPEG, GIF or SVG image does;
+        a JSON or markup body is refused whatever its ``Content-Type`` says
+        (an error page mislabelled as an image).
 
         Args:
             iccid: As :meth:`get`.
@@ -86,7 +93,9 @@ class EuiccProfiles:
         path = self._path("euicc_qr_code", iccid)
         response = await self._transport.request("GET", path, parse=False)
         body: bytes = response.data
-        if not body or not (response.content_type.startswith("image/") or is_image(body)):
+        if not body or not (
+            is_image(body) or (response.content_type.startswith("image/") and not _is_text(body))
+        ):
             what = (
                 "an empty body" if not body else f"{response.content_type or 'no content type'}, not an image"
             )

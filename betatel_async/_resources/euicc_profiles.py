@@ -28,17 +28,21 @@ _SVG: Final = re.compile(
 )
 
 
+def _lead(body: bytes) -> bytes:
+    """The start of ``body`` past a UTF-8 BOM and white space, where a text format shows itself."""
+    return body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+
+
 def _is_text(body: bytes) -> bool:
     """Whether ``body`` starts as JSON or markup does (and so is no image in another format)."""
-    return body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[", b"<")
+    return _lead(body)[:1] in (b"{", b"[", b"<")
 
 
 def is_image(body: bytes) -> bool:
     """Whether ``body`` starts as a PNG, JPEG, GIF or SVG image does."""
     if body.startswith(_IMAGE_MAGIC):
         return True
-    head = body[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")  # a UTF-8 BOM, then white space
-    return _SVG.match(head) is not None
+    return _SVG.match(_lead(body)) is not None
 
 
 class EuiccProfiles:

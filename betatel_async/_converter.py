@@ -747,14 +747,18 @@ def _describe_failure(data: Any, cls: Any, prefix: str) -> tuple[str, str]:
 
 
 def decode_json(body: bytes, *, method: str, path: str, status: int) -> Any:
-    """Parse a JSON body, mapping a parse failure to MalformedResponseError."""
+    """Parse a JSON body, mapping a parse failure to MalformedResponseError.
+
+    The decoder's exception is neither chained nor left as the context: it
+    holds the whole document, which may echo the API key.
+    """
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        # Not chained: the decode error holds the whole body.
-        raise MalformedResponseError(
-            f"response body is not JSON ({len(body)} bytes; {exc})", status=status, method=method, path=path
-        ) from None
+        reason = str(exc)
+    raise MalformedResponseError(
+        f"response body is not JSON ({len(body)} bytes; {reason})", status=status, method=method, path=path
+    )
 
 
 def decode_model(data: Any, cls: type[T], *, method: str, path: str, status: int = 200) -> T:

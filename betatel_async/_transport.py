@@ -29,6 +29,7 @@ import orjson
 from aiohttp import hdrs
 from yarl import URL
 
+from ._converter import decode_json
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -580,18 +581,12 @@ class Transport:
         if not raw_or_none:
             return status, (None, content_type), None, None, None
         try:
-            return status, (orjson.loads(raw_or_none), content_type), None, None, None
-        except orjson.JSONDecodeError as exc:
+            data = decode_json(raw_or_none, method=method, path=full_path, status=status)
+        except MalformedResponseError as malformed:
             # The body is complete (one cut short fails above, as "truncated"):
-            # not JSON is what the server meant to send, e.g. a proxy's HTML
-            # page. Not chained: the decode error holds the whole body.
-            malformed = MalformedResponseError(
-                f"response body is not JSON ({len(raw_or_none)} bytes; {exc})",
-                status=status,
-                method=method,
-                path=full_path,
-            )
+            # not JSON is what the server meant to send, e.g. a proxy's HTML page.
             return 0, None, None, malformed, "malformed"
+        return status, (data, content_type), None, None, None
 
     def _status_error(
         self, status: int, raw: bytes, method: str, path: str, retry_after: float | None, date: str | None

@@ -112,9 +112,12 @@ async def test_a_complete_non_json_success_body_carries_no_copy_of_itself() -> N
 
     async with web_server(page) as url:
         async with bt.BetatelClient(api_key=SECRET, user_id="u", base_url=url) as client:
-            with pytest.raises(bt.MalformedResponseError) as info:
+            with pytest.raises(bt.MalformedResponseError) as listed:
                 await client.sims.list()
-    assert leaks(SECRET, list(exception_texts(info.value))) == []
+            with pytest.raises(bt.MalformedResponseError) as scanned:
+                await client.sims.all()
+    for info in (listed, scanned):
+        assert leaks(SECRET, list(exception_texts(info.value))) == []
 
 
 async def test_logs_at_debug_never_hold_the_key_echoed_by_failing_calls(

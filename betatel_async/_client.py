@@ -16,6 +16,7 @@ import anyio
 from ._converter import decode_model
 from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._models import ApiStatus
+from ._paginate import ListingTotals
 from ._resources import (
     PATHS,
     Countries,
@@ -27,7 +28,7 @@ from ._resources import (
     Sims,
 )
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
-from ._transport import DEFAULT_MAX_BODY_SIZE, ListingTotals, Transport, close_session
+from ._transport import DEFAULT_MAX_BODY_SIZE, Transport, close_session
 from ._validate import check_base_url, check_credential, check_int, check_positive_float
 from ._version import __version__
 

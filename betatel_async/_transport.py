@@ -19,7 +19,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import aiohttp
@@ -39,6 +39,7 @@ from ._errors import (
     MalformedResponseError,
     status_error_class,
 )
+from ._paginate import ListingTotals
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy, decide, retry_after_from_headers
 
 __all__ = [
@@ -267,34 +268,6 @@ class CallsInFlight:
         for scope in self._scopes:
             scope.cancel()
         await self._drained.wait()
-
-
-class ListingTotals:
-    """The ``total`` each listing (path and filters) reported last, for the client's scans. Private.
-
-    A scan of a listing seen before plans its first windows on this total
-    instead of waiting for the first page (see ``ScanPlan``'s
-    ``expected_total``). Bounded: the least recently seen listings are
-    forgotten past ``size``; ``size=0`` remembers nothing.
-    """
-
-    __slots__ = ("_size", "_totals")
-
-    def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._totals: dict[Hashable, int] = {}
-
-    def get(self, listing: Hashable) -> int | None:
-        return self._totals.get(listing)
-
-    def set(self, listing: Hashable, total: int) -> None:
-        if not self._size:
-            return
-        totals = self._totals
-        totals.pop(listing, None)  # re-inserted last: the most recently seen
-        totals[listing] = total
-        if len(totals) > self._size:
-            del totals[next(iter(totals))]
 
 
 class Transport:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from betatel_async import ScanError
-from betatel_async._paginate import Drift, ScanPlan, Window
+from betatel_async._scan_machine import Drift, ScanPlan, Window
 
 
 def serve(items: list[int], window: Window, cap: int | None) -> list[int]:
@@ -251,7 +251,7 @@ def test_any_total_change_mid_scan_is_reported_never_absorbed(
             in_flight.append(w)
         if not in_flight:
             assert plan.finished
-            assert plan.items_released == first
+            assert plan.items_digested == first
             return
         w = in_flight.pop(rng.randrange(len(in_flight)))
         plan.on_arrival(w, total if answered < change_at else changed)
@@ -402,14 +402,14 @@ def test_guesses_past_a_shrunk_listing_are_dropped_or_let_go() -> None:
     assert plan.take() == (Window(0, 10), "first")
     assert plan.on_page(Window(0, 10), 15, 10) is None  # the listing shrank to 15
     assert plan.discarded == 3  # 20 and 40 in flight, 30 arrived
-    assert plan.unneeded == {20, 40}  # for the caller to cancel
+    assert plan.discarded_in_flight == {20, 40}  # for the caller to cancel
     assert not plan.on_failure(Window(40, 10))  # a failure past the end does not matter
-    assert plan.unneeded == {20}
+    assert plan.discarded_in_flight == {20}
     plan.on_arrival(Window(10, 10), "last five")
     assert plan.take() == (Window(10, 10), "last five")  # the page at 30 was dropped unread
     assert plan.on_page(Window(10, 10), 15, 5) is None
     assert plan.finished  # the request for 20 is still out, but not needed
-    assert plan.items_released == 15
+    assert plan.items_digested == 15
     assert plan.in_flight == 1
     plan.on_arrival(Window(20, 10), "past the end, came back late")
     assert plan.take() is None
@@ -437,7 +437,7 @@ def test_a_failed_guess_waits_for_the_total_and_is_fetched_again_if_inside() -> 
     assert answer(plan, Window(10, 10), 25, 10) is None
     assert answer(plan, Window(20, 10), 25, 5) is None
     assert plan.finished
-    assert plan.items_released == 25
+    assert plan.items_digested == 25
 
 
 def test_the_first_window_failing_always_matters() -> None:
@@ -454,7 +454,7 @@ def test_unordered_a_guess_past_the_end_read_first_teaches_total_but_is_not_rele
     assert plan.take() == (Window(30, 10), None)
     assert plan.on_page(Window(30, 10), 12, 0) is None
     assert plan.past_end(Window(30, 10))
-    assert plan.items_released == 0
+    assert plan.items_digested == 0
     assert plan.discarded == 2  # 20 too, still in flight
     assert answer(plan, Window(0, 10), 12, 10) is None
     assert answer(plan, Window(10, 10), 12, 2) is None

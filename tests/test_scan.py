@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 from contextlib import aclosing
 
 import aiohttp
@@ -383,21 +384,15 @@ async def test_a_negative_start_offset_is_refused(client: bt.BetatelClient) -> N
         client.sims.iter(offset=-1)
 
 
-class _StrayCancel:
-    """A page source whose fetch of one window ends in a ``CancelledError`` nobody asked for."""
+def _stray_cancel(fetch: Callable[[Any, Any], Awaitable[bytes]], at: int) -> Callable[[Any, Any], Awaitable[bytes]]:
+    """``fetch``, except that a window from offset ``at`` on ends in a ``CancelledError`` nobody asked for."""
 
-    def __init__(self, inner: object, at: int) -> None:
-        self._inner = inner
-        self._at = at
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._inner, name)
-
-    async def fetch(self, window: object, on_retry: object) -> bytes:
-        if getattr(window, "offset") >= self._at:  # noqa: B009 - a duck-typed window
+    async def stray(window: Any, on_retry: Any) -> bytes:
+        if window.offset >= at:
             raise asyncio.CancelledError
-        body: bytes = await getattr(self._inner, "fetch")(window, on_retry)  # noqa: B009
-        return body
+        return await fetch(window, on_retry)
+
+    return stray
 
 
 @pytest.mark.parametrize("ordered", [True, False])
@@ -405,8 +400,8 @@ async def test_a_stray_cancellation_in_a_worker_ends_the_scan_with_an_error_not_
     client: bt.BetatelClient, ordered: bool
 ) -> None:
     scan = client.sims.pages(page_size=50, concurrency=4, ordered=ordered)
-    runner = scan._runner
-    runner._source = _StrayCancel(runner._source, at=500)  # type: ignore[assignment]
+    driver = scan._driver
+    driver._fetch = _stray_cancel(driver._fetch, at=500)
     offsets: list[int] = []
     with anyio.fail_after(5):  # a hang fails here instead of stalling the suite
         with pytest.raises(bt.ScanError, match="cancelled, but not by the scan"):
@@ -418,7 +413,7 @@ async def test_a_stray_cancellation_in_a_worker_ends_the_scan_with_an_error_not_
         assert offsets == list(range(0, 50 * len(offsets), 50))
     # The client is still usable, and nothing of the scan is left running.
     assert (await client.sims.list(count=1)).total == 2000
-    assert [t for t in asyncio.all_tasks() if "_supervise" in repr(t) or "_work" in repr(t)] == []
+    assert [t for t in asyncio.all_tasks() if "ScanDriver" in repr(t)] == []
 
 
 def _record_answers_before_each_request(sandbox: Sandbox) -> list[tuple[int, int]]:

@@ -4,7 +4,7 @@ Strategy: what differs between two listings is data (a path, the envelope key
 of its items, the model, an item's natural key, the filters and how each is
 checked), so it is a frozen :class:`Listing`. What a listing can do is written
 once: :class:`ListingQuery` reads one listing with given filters through the
-transport (it is also the scan's ``PageSource``), and :class:`ListingResource`
+transport (a page for ``list()``, a fetch function for a scan), and :class:`ListingResource`
 holds the one implementation of ``list``, ``pages``, ``iter`` and ``all``,
 which each resource exposes through thin typed methods (mypy needs one per
 resource to know its filters). The scan options are grouped in the TypedDicts
@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypedDict, TypeVar, cast
 
 import attrs
 
-from .._converter import check_page, decode_json, structure_page
-from .._errors import DriftError, InvalidArgumentError, InvalidArgumentTypeError
+from .._converter import check_page, structure_page
+from .._errors import InvalidArgumentError, InvalidArgumentTypeError
 from .._models import Page
-from .._paginate import DriftPolicy, ItemScan, PageScan, ScanReport, ScanRunner, Window
+from .._paginate import ItemScan, PageScan, ScanDriver
+from .._scan_machine import DriftPolicy, Policy, ScanReport, Window
 from .._validate import MAX_PAGE_SIZE, check_choice, check_int
 from ._paths import PATHS
 
@@ -136,17 +137,17 @@ class Listing(Generic[T]):
 class ListingQuery(Generic[T]):
     """One listing with its filters, read through one transport. Private.
 
-    ``list()`` reads a page with :meth:`page`; a scan uses it as its
-    ``PageSource`` (:meth:`fetch`, :meth:`read`, :meth:`finish`, ...).
+    ``list()`` reads a page with :meth:`page`; a scan is given :meth:`fetch`,
+    :meth:`saw_total` and :meth:`expected_total` (and the :class:`Listing`, as data).
     """
 
-    __slots__ = ("_listing", "_params", "_path", "_transport", "_which")
+    __slots__ = ("_listing", "_params", "_transport", "_which", "path")
 
     def __init__(self, listing: Listing[T], params: dict[str, str | int], transport: Transport) -> None:
         self._listing = listing
         self._params = params
         self._transport = transport
-        self._path = transport.url_path(listing.path)
+        self.path = transport.url_path(listing.path)  # as error messages name it
         self._which = listing.which(params)
 
     def _request(
@@ -163,33 +164,23 @@ class ListingQuery(Generic[T]):
     async def page(self, offset: int, count: int | None) -> Page[T]:
         """One typed page (``count`` ``None``: the server's default size)."""
         response = await self._request(offset, count, None, parse=True)
-        checked = check_page(response.data, self._listing.items_key, method="GET", path=self._path)
+        listing = self._listing
+        checked = check_page(response.data, listing.items_key, method="GET", path=self.path)
         self.saw_total(checked.total)
-        return self.finish(checked)
-
-    # -- PageSource ----------------------------------------------------------------------
+        return structure_page(checked, listing.items_key, listing.model, method="GET", path=self.path)
 
     async def fetch(self, window: Window, on_retry: Callable[[], None]) -> bytes:
+        """The body of the answer to ``window`` (a 2xx, after retries), not parsed."""
         response = await self._request(window.offset, window.count, on_retry, parse=False)
         body: bytes = response.data
         return body
 
-    def read(self, body: bytes) -> Page[Any]:
-        data = decode_json(body, method="GET", path=self._path, status=200) if body else None
-        return check_page(data, self._listing.items_key, method="GET", path=self._path)
-
-    def finish(self, page: Page[Any]) -> Page[T]:
-        """The typed items of a page from :meth:`read`, built in place."""
-        listing = self._listing
-        return structure_page(page, listing.items_key, listing.model, method="GET", path=self._path)
-
-    def key(self, item: T) -> Hashable:
-        return self._listing.key(item)
-
     def expected_total(self) -> int | None:
+        """The listing's ``total`` as this client saw it last, or ``None``."""
         return self._transport.totals.get(self._which)
 
     def saw_total(self, total: int) -> None:
+        """Remember the ``total`` a page of this listing reported (``list()`` and scans alike)."""
         self._transport.totals.set(self._which, total)
 
 
@@ -200,7 +191,7 @@ class _ScanSettings:
     page_size: int
     concurrency: int
     ordered: bool
-    on_drift: DriftPolicy
+    on_drift: Policy
     max_restarts: int
     on_progress: Callable[[ScanReport], Any] | None
     offset: int
@@ -267,21 +258,27 @@ class ListingResource(Generic[T]):
             offset=check_int("offset", options.get("offset", 0)),
         )
 
-    def _scan(self, query: ListingQuery[T], settings: _ScanSettings) -> PageScan[T]:
+    def _scan(
+        self, query: ListingQuery[T], settings: _ScanSettings, on_restart: Callable[[], None] | None = None
+    ) -> PageScan[T]:
         limit = settings.concurrency
         adaptive = self._transport.adaptive
         return PageScan(
-            ScanRunner(
-                query,
-                page_size=settings.page_size,
-                workers=limit,
+            ScanDriver(
+                self._listing,
+                path=query.path,
+                fetch=query.fetch,
+                remember=query.saw_total,
+                expected_total=query.expected_total(),
                 concurrency=lambda: min(limit, adaptive.current),
+                page_size=settings.page_size,
+                lookahead=LOOKAHEAD_FACTOR * limit * settings.page_size,
                 ordered=settings.ordered,
+                start=settings.offset,
                 on_drift=settings.on_drift,
                 max_restarts=settings.max_restarts,
+                on_restart=on_restart,
                 on_progress=settings.on_progress,
-                lookahead=LOOKAHEAD_FACTOR * limit * settings.page_size,
-                start=settings.offset,
             )
         )
 
@@ -310,20 +307,13 @@ class ListingResource(Generic[T]):
         """
         filters, options = _split(kwargs, _SNAPSHOT_OPTIONS)
         query = self._query(filters)
-        max_restarts = check_int("max_restarts", options.pop("max_restarts", 3))
-        # Each pass itself raises on drift; the restarts are counted here.
-        settings = self._settings(cast(ScanOptions, {**options, "max_restarts": 0}))
-        restarts = 0
-        while True:
-            result = start()
-            try:
-                async with self._scan(query, settings) as scan:
-                    async for page in scan:
-                        add(result, page.items)
-            except DriftError as exc:
-                restarts += 1
-                if restarts > max_restarts:
-                    exc.restarts = restarts - 1
-                    raise
-                continue
-            return result
+        settings = self._settings(cast(ScanOptions, options))
+        result = [start()]
+
+        def discard() -> None:  # the listing changed: the scan starts over, and so does the fold
+            result[0] = start()
+
+        async with self._scan(query, attrs.evolve(settings, on_drift="snapshot"), discard) as scan:
+            async for page in scan:
+                add(result[0], page.items)
+        return result[0]

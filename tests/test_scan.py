@@ -6,8 +6,8 @@ import asyncio
 import gc
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any
 from contextlib import aclosing
+from typing import Any
 
 import aiohttp
 import anyio
@@ -384,7 +384,9 @@ async def test_a_negative_start_offset_is_refused(client: bt.BetatelClient) -> N
         client.sims.iter(offset=-1)
 
 
-def _stray_cancel(fetch: Callable[[Any, Any], Awaitable[bytes]], at: int) -> Callable[[Any, Any], Awaitable[bytes]]:
+def _stray_cancel(
+    fetch: Callable[[Any, Any], Awaitable[bytes]], at: int
+) -> Callable[[Any, Any], Awaitable[bytes]]:
     """``fetch``, except that a window from offset ``at`` on ends in a ``CancelledError`` nobody asked for."""
 
     async def stray(window: Any, on_retry: Any) -> bytes:

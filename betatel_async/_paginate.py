@@ -5,11 +5,13 @@ Strategy: the rules of a scan are a pure machine
 what it asks and decides nothing. :class:`ScanDriver` asks the machine for
 its next action, and:
 
-- :class:`Fetch`: starts a task that sends the request (through the
-  transport, under the client-wide limiter) and reports its answer, unread,
-  or its failure, then asks the machine again (so the next request goes out
-  as soon as one comes back, without the consumer);
-- :class:`Cancel`: cancels that request's task;
+- :class:`Fetch`: gives the request to a worker task, which sends it
+  (through the transport, under the client-wide limiter), reports its
+  answer, unread, or its failure, then asks the machine again (so the next
+  request goes out as soon as one comes back, without the consumer). A
+  worker is started only when none is idle, so a scan never has more
+  workers than it had requests in flight at once;
+- :class:`Cancel`: cancels that request (its worker carries on with the next);
 - :class:`Remember`: tells the client's totals cache;
 - :class:`Preconnect`: opens connections in the background;
 - :class:`Read`, :class:`Dedupe`, :class:`Hand`: the consumer's steps, in
@@ -23,8 +25,7 @@ A page waiting for its turn is held as the bytes that came, the most compact
 form, and its objects are made just before they are used, so they die young
 instead of being promoted by the garbage collector. Everything runs on the
 event loop's thread, so the machine is called between awaits only, without
-locks; a task per request, started only when the machine asks for one, so
-a scan never has more tasks than requests in flight.
+locks.
 
 Closing the scan (``aclose()``, leaving ``async with``, an error,
 cancelling the consumer, or the event loop finalising an abandoned
@@ -209,13 +210,16 @@ class ScanDriver(Generic[T]):
             "max_restarts": max_restarts,
         }
         self._machine: ScanMachine[bytes] | None = None
-        self._tasks: dict[int, asyncio.Task[None]] = {}  # request -> its task
+        self._workers: set[asyncio.Task[None]] = set()
+        self._idle: list[asyncio.Future[Fetch | None]] = []  # workers waiting for a request
+        self._running: dict[int, asyncio.Task[None]] = {}  # request in flight -> its worker
+        self._cancelled: set[int] = set()  # requests the machine cancelled, their workers not yet told
         self._helpers: set[asyncio.Task[None]] = set()  # preconnect
         self._for_consumer: Action[bytes] | None = None  # a consumer's step the machine gave a request task
         self._consumer: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._started_requests = False
+        self._starts = 0  # requests given to workers so far
         self._closed = False
 
     # -- the consumer -----------------------------------------------------------------------
@@ -229,7 +233,9 @@ class ScanDriver(Generic[T]):
         page: Page[T] | None = None  # its items built
         try:
             while True:
+                starts = self._starts
                 action = self._next()
+                started = self._starts != starts  # this task started requests (workers may too)
                 if action is None:
                     await self._sleep()
                     continue
@@ -249,10 +255,9 @@ class ScanDriver(Generic[T]):
                     )
                 elif type(action) is Dedupe or type(action) is Hand:
                     if page is None:
-                        if self._started_requests:
+                        if started:
                             # Let the requests just started go out before this
                             # task spends the CPU on building the page's items.
-                            self._started_requests = False
                             await asyncio.sleep(0)
                         assert raw is not None
                         try:
@@ -320,8 +325,9 @@ class ScanDriver(Generic[T]):
                 self._start(action)
             elif kind is Cancel:
                 assert isinstance(action, Cancel)
-                task = self._tasks.get(action.request)
+                task = self._running.get(action.request)
                 if task is not None:
+                    self._cancelled.add(action.request)
                     task.cancel()
             elif kind is Remember:
                 assert isinstance(action, Remember)
@@ -349,36 +355,53 @@ class ScanDriver(Generic[T]):
             waiter.set_result(None)
 
     def _start(self, fetch: Fetch) -> None:
-        loop = asyncio.get_running_loop()
-        self._tasks[fetch.request] = loop.create_task(self._request(fetch.request, fetch.window))
-        self._started_requests = True
+        """Give ``fetch`` to an idle worker, or to a new one (so workers never outnumber requests)."""
+        if self._idle:
+            self._idle.pop().set_result(fetch)
+        else:
+            task = asyncio.get_running_loop().create_task(self._work(fetch))
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        self._starts += 1
 
-    async def _request(self, request: int, window: Window) -> None:
+    async def _work(self, fetch: Fetch | None) -> None:
+        """One worker: sends the requests it is given, one at a time, reporting each to the machine."""
         machine = self._machine
         assert machine is not None
         loop = asyncio.get_running_loop()
-        try:
-            body = await self._fetch(window, machine.retried)
-        except BetatelError as exc:
-            machine.failed(request, exc, loop.time())
-        except asyncio.CancelledError:
-            if self._closed:  # the scan is being stopped
-                raise
-            # Ignored by the machine if it cancelled this request itself.
-            machine.failed(
-                request, ScanError("a scan request was cancelled, but not by the scan"), loop.time()
-            )
-        except BaseException as exc:  # a bug, Ctrl-C, sys.exit(): the scan ends with it
-            machine.failed(request, exc, loop.time())
-            if not isinstance(exc, Exception):
-                self._pump()
-                raise
-        else:
-            machine.arrived(request, body, loop.time())
-            del body
-        finally:
-            self._tasks.pop(request, None)
-        self._pump()
+        task = asyncio.current_task()
+        assert task is not None
+        while fetch is not None:
+            request = fetch.request
+            self._running[request] = task
+            try:
+                body = await self._fetch(fetch.window, machine.retried)
+            except BetatelError as exc:
+                machine.failed(request, exc, loop.time())
+            except asyncio.CancelledError:
+                if self._closed:  # the scan is being stopped
+                    raise
+                if request in self._cancelled:  # the machine's Cancel: it forgot the request
+                    self._cancelled.discard(request)
+                    task.uncancel()
+                else:
+                    error = ScanError("a scan request was cancelled, but not by the scan")
+                    machine.failed(request, error, loop.time())
+            except BaseException as exc:  # a bug, Ctrl-C, sys.exit(): the scan ends with it
+                machine.failed(request, exc, loop.time())
+                if not isinstance(exc, Exception):
+                    self._pump()
+                    raise
+            else:
+                machine.arrived(request, body, loop.time())
+                del body
+            finally:
+                del self._running[request]
+            # Idle before asking the machine, so that a request it asks for now goes to this worker.
+            waiter: asyncio.Future[Fetch | None] = loop.create_future()
+            self._idle.append(waiter)
+            self._pump()
+            fetch = await waiter
 
     def _open_connections(self, count: int) -> None:
         if self._preconnect is None:
@@ -405,7 +428,7 @@ class ScanDriver(Generic[T]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        tasks = [*self._tasks.values(), *self._helpers]
+        tasks = [*self._workers, *self._helpers]
         for task in tasks:
             task.cancel()
         if tasks:

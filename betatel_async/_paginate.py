@@ -577,6 +577,11 @@ class ScanRunner(Generic[T]):
             ``workers``; it follows the client's adaptive limit).
         lookahead: Items past the consumer's position a window may start at.
         start: The offset the scan starts at.
+        typed: Build the pages' typed items (default). ``False`` (the export of
+            JSON Lines): pages hand on the items as the decoded JSON values
+            (dicts), their envelope checked by the source's ``read`` but the
+            items themselves unchecked; then ``on_drift`` must be ``"raise"``
+            (deduplication reads the typed items' keys).
     """
 
     def __init__(
@@ -592,8 +597,11 @@ class ScanRunner(Generic[T]):
         on_progress: Callable[[ScanReport], Any] | None,
         lookahead: int,
         start: int,
+        typed: bool = True,
     ) -> None:
         self._source = source
+        # Export's switch (see ``typed`` in Args): pages hand on the JSON values unstructured.
+        self._typed = typed
         self._page_size = page_size
         self._workers = workers
         self._concurrency = concurrency
@@ -704,7 +712,7 @@ class ScanRunner(Generic[T]):
 
     def finish(self, page: Page[Any]) -> Page[T]:
         """Build a taken page's items (dropping any already yielded after a restart)."""
-        typed = self._dedupe(self._source.finish(page))
+        typed = self._dedupe(self._source.finish(page) if self._typed else page)
         self._progress()
         return typed
 

@@ -31,9 +31,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from betatel_async import BetatelClient, Inventory, Package, ScanReport, Sim, unstructure
+from betatel_async._export._csv import columns_for, decode_row
 from betatel_async._status import StatusAccumulator
 from betatel_async.cli import cli
-from betatel_async._export._csv import columns_for, decode_row
 from betatel_async.cli._render import ScanProgress
 from betatel_async.sandbox import API_PREFIX, Sandbox, SandboxConfig, serve
 

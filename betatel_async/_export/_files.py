@@ -440,8 +440,11 @@ class ParquetWriter:
             source = parts[0]
         else:
             source = self.partial / "merged.parquet"
+            # The parts' schema as Parquet stores it (list items are named
+            # "element" there): the row groups read back carry that one.
+            schema = pq.read_schema(parts[0]) if parts else self._schema
             with file_errors(source):
-                with pq.ParquetWriter(source, self._schema) as merged:
+                with pq.ParquetWriter(source, schema) as merged:
                     for part in parts:
                         file = pq.ParquetFile(part)
                         for index in range(file.num_row_groups):

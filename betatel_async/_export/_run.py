@@ -106,12 +106,15 @@ def check_target(path: object, fmt: object) -> tuple[Path, ExportFormat]:
     Raises:
         InvalidArgumentTypeError: ``path`` is not a path.
         InvalidArgumentError: The format is unknown (or cannot be told from
-            the suffix), ``path`` is a directory or its directory does not
-            exist, or Parquet is asked for without pyarrow installed.
+            the suffix), ``path`` is a directory, or Parquet is asked for
+            without pyarrow installed. (A directory that does not exist, or
+            cannot be written, is the OS's to tell: :class:`ExportError`.)
     """
     if not isinstance(path, str | os.PathLike):
         raise InvalidArgumentTypeError("path", f"must be a str or os.PathLike, got {type(path).__name__}")
     target = Path(path)
+    if target.is_dir():
+        raise InvalidArgumentError("path", f"{str(target)!r} is a directory")
     if fmt is None:
         found = _SUFFIXES.get(target.suffix.lower())
         if found is None:
@@ -123,10 +126,6 @@ def check_target(path: object, fmt: object) -> tuple[Path, ExportFormat]:
         fmt = found
     if fmt not in _FORMATS:
         raise InvalidArgumentError("format", f"must be one of {', '.join(_FORMATS)}, got {fmt!r}")
-    if target.is_dir():
-        raise InvalidArgumentError("path", f"{str(target)!r} is a directory")
-    if not target.parent.is_dir():
-        raise InvalidArgumentError("path", f"the directory {str(target.parent)!r} does not exist")
     if fmt == "parquet":
         try:
             import pyarrow
@@ -206,9 +205,9 @@ async def run_export(
             )
         writer.reopen(saved)
     else:
+        writer.start()
         if resumable:
             checkpoint.remove()
-        writer.start()
     start = max(written - 1, 0)
     to_skip = written - start
 

@@ -289,9 +289,9 @@ class PackageTemplates(ListingResource[PackageTemplate]):
 
         Raises:
             InvalidArgumentError: A bad filter or option, an unknown format, a
-                path whose directory does not exist, Parquet without pyarrow
-                (all named, before any request), or ``resume`` with the
-                checkpoint of another export.
+                path that is a directory, Parquet without pyarrow (all named,
+                before any request), or ``resume`` with the checkpoint of
+                another export.
             ExportError: The file cannot be written (the checkpoint saved last
                 stays, so ``resume=True`` continues), or the listing changed
                 before the resume point (start anew).

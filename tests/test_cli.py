@@ -875,3 +875,17 @@ def test_main_returns_the_exit_status(capsys: pytest.CaptureFixture[str]) -> Non
     assert os.environ.get("BETATEL_API_KEY") is None
     assert main(["sims", "get", "89148000004012345678"]) == 2
     capsys.readouterr()
+
+
+def test_export_parquet_to_a_file_reads_back_as_the_models(
+    runner: CliRunner, live: ThreadSandbox, tmp_path: Path
+) -> None:
+    from betatel_async._export._read import open_export
+
+    out = tmp_path / "sims.parquet"
+    result = invoke(runner, export_args("sims", out, "--format", "parquet"), env=live.env)
+    assert result.exit_code == 0, result.output
+    assert list(open_export(out).objects()) == [unstructure(s) for s in live.fetch("sims")]
+    refused = invoke(runner, ["export", "sims", "--format", "parquet"], env=live.env)
+    assert refused.exit_code == 2
+    assert "needs an output file" in refused.stderr

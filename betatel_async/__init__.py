@@ -21,6 +21,7 @@ from ._errors import (
     ClientClosedError,
     ConflictError,
     DriftError,
+    ExportError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     MalformedResponseError,
@@ -30,6 +31,7 @@ from ._errors import (
     ScanError,
     ServerError,
 )
+from ._export import ExportFormat, ExportOptions, ExportResult
 from ._models import (
     ActivationType,
     ApiStatus,
@@ -108,6 +110,10 @@ __all__ = [
     "EuiccProfile",
     "EuiccProfileState",
     "EuiccProfiles",
+    "ExportError",
+    "ExportFormat",
+    "ExportOptions",
+    "ExportResult",
     "HolderStatus",
     "Imsi",
     "InvalidArgumentError",

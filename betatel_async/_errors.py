@@ -22,8 +22,9 @@ reacts differently::
     │   │   ├── RateLimitError                      429
     │   │   └── ServerError                         5xx
     │   └── ActionRejectedError                     activate/terminate answered ``false``
-    └── ScanError                                   a listing scan could not be completed exactly
-        └── DriftError                              the listing changed during the scan
+    ├── ScanError                                   a listing scan could not be completed exactly
+    │   └── DriftError                              the listing changed during the scan
+    └── ExportError                                 an export's file cannot be written, or resumed
 
 No exception carries request headers, so the API key never appears in ``str``,
 ``repr``, a traceback or a pickled exception: text from the server has the key
@@ -46,6 +47,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "DriftError",
+    "ExportError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "MalformedResponseError",
@@ -292,6 +294,28 @@ class DriftError(ScanError):
         self.items_yielded = items_yielded
         self.duplicates_dropped = duplicates_dropped
         self.restarts = restarts
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+class ExportError(BetatelError):
+    """An export's file cannot be written, or its checkpoint cannot be resumed.
+
+    Raised by ``client.<listing>.export()``. When writing fails (no permission,
+    disk full, "File too large", a parent that is a file), the checkpoint saved
+    last is left as it was and still holds: ``resume=True`` continues from it.
+
+    Attributes:
+        path: The file that cannot be written or resumed (as a string).
+        reason: Why: the operating system's reason (``"Permission denied"``), or
+            why the checkpoint cannot be continued.
+    """
+
+    def __init__(self, message: str, *, path: str, reason: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_rebuild, (type(self), self.args, self.__dict__))

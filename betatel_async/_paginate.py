@@ -168,6 +168,9 @@ class ScanDriver(Generic[T]):
             away what it kept).
         on_progress: Called with the live report after each page handed on,
             and once at the end.
+        typed: Hand on typed items (``True``), or the items as the JSON
+            values read (``False``: export's JSON Lines writes them as sent;
+            not with ``"restart"``, which dedupes by the typed items' keys).
         page_size, lookahead, ordered, start, on_drift, max_restarts: The
             machine's (see :class:`ScanMachine`).
     """
@@ -190,7 +193,10 @@ class ScanDriver(Generic[T]):
         preconnect: Callable[[int], Coroutine[Any, Any, None]] | None = None,
         on_restart: Callable[[], None] | None = None,
         on_progress: Callable[[ScanReport], Any] | None = None,
+        typed: bool = True,
     ) -> None:
+        if not typed and on_drift == "restart":
+            raise ValueError("an untyped scan cannot dedupe by key: on_drift must not be 'restart'")
         self._listing = listing
         self._path = path
         self._fetch = fetch
@@ -199,6 +205,7 @@ class ScanDriver(Generic[T]):
         self._preconnect = preconnect
         self._on_restart = on_restart
         self._on_progress = on_progress
+        self._typed = typed
         self.report = ScanReport()
         self._machine_args: dict[str, Any] = {
             "page_size": page_size,
@@ -261,7 +268,7 @@ class ScanDriver(Generic[T]):
                             await asyncio.sleep(0)
                         assert raw is not None
                         try:
-                            page = self._build(raw)
+                            page = self._build(raw) if self._typed else raw
                         except MalformedResponseError as exc:
                             machine.unreadable(action.window, exc, loop.time())
                             raw = None

@@ -22,7 +22,7 @@ def _number(cell: str) -> float:
     return float(cell.replace(",", ""))
 
 
-@pytest.mark.parametrize("script", ["decode.py", "throughput.py", "fanout.py", "importtime.py"])
+@pytest.mark.parametrize("script", ["decode.py", "throughput.py", "fanout.py", "importtime.py", "export.py"])
 def test_benchmark_script_runs_and_prints_a_table_of_numbers(script: str) -> None:
     command = [sys.executable, str(BENCHMARKS / script), "--quick"]
     # The scripts stop their sandbox process with SIGINT: it must not inherit an ignored one.

@@ -17,7 +17,7 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from betatel_async import Country, PackageTemplate
-from betatel_async.cli._csv import columns_for, decode_row
+from betatel_async._export._csv import columns_for, decode_row
 from betatel_async.sandbox import SandboxConfig
 from tests._servers import web_server
 from tests.test_cli import ThreadSandbox, invoke

@@ -14,13 +14,24 @@ forwarded by hand through several signatures.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Generic, TypedDict, TypeVar, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Generic, TypedDict, TypeVar, cast
 
 import attrs
 
 from .._converter import check_page, structure_page
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError
+from .._export import (
+    CHECKPOINT_INTERVAL,
+    LISTINGS,
+    ExportFormat,
+    ExportOptions,
+    ExportResult,
+    check_target,
+    run_export,
+)
 from .._models import Page
 from .._paginate import ItemScan, PageScan, ScanDriver
 from .._scan_machine import DriftPolicy, Policy, ScanReport, Window
@@ -30,7 +41,15 @@ from ._paths import PATHS
 if TYPE_CHECKING:  # the client imports this module; no models here, so cattrs is unaffected
     from .._transport import Response, Transport
 
-__all__ = ["Check", "Listing", "ListingQuery", "ListingResource", "ScanOptions", "SnapshotOptions"]
+__all__ = [
+    "Check",
+    "ExportOptions",
+    "Listing",
+    "ListingQuery",
+    "ListingResource",
+    "ScanOptions",
+    "SnapshotOptions",
+]
 
 T = TypeVar("T")
 A = TypeVar("A")
@@ -83,6 +102,7 @@ class ScanOptions(SnapshotOptions, total=False):
 
 _SNAPSHOT_OPTIONS: Final = SnapshotOptions.__optional_keys__
 _SCAN_OPTIONS: Final = ScanOptions.__optional_keys__
+_EXPORT_OPTIONS: Final = ExportOptions.__optional_keys__
 
 
 @attrs.frozen
@@ -259,7 +279,12 @@ class ListingResource(Generic[T]):
         )
 
     def _scan(
-        self, query: ListingQuery[T], settings: _ScanSettings, on_restart: Callable[[], None] | None = None
+        self,
+        query: ListingQuery[T],
+        settings: _ScanSettings,
+        on_restart: Callable[[], None] | None = None,
+        *,
+        typed: bool = True,
     ) -> PageScan[T]:
         limit = settings.concurrency
         adaptive = self._transport.adaptive
@@ -279,6 +304,7 @@ class ListingResource(Generic[T]):
                 max_restarts=settings.max_restarts,
                 on_restart=on_restart,
                 on_progress=settings.on_progress,
+                typed=typed,
             )
         )
 
@@ -317,3 +343,50 @@ class ListingResource(Generic[T]):
             async for page in scan:
                 add(result[0], page.items)
         return result[0]
+
+    # -- export (see betatel_async._export) -------------------------------------------------
+
+    async def _export(
+        self,
+        path: str | os.PathLike[str],
+        kwargs: Mapping[str, object],
+        *,
+        ordered: bool = True,
+        stream: BinaryIO | None = None,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    ) -> ExportResult:
+        """The one implementation of ``export()``: every argument checked before any request.
+
+        ``ordered``, ``stream`` and ``checkpoint_interval`` are for the CLI
+        (``--unordered``, standard output) and tests, not the public API.
+        """
+        filters, options = _split(kwargs, _EXPORT_OPTIONS)
+        if stream is None:
+            target, fmt = check_target(path, options.get("format"))
+        else:
+            target, fmt = Path(os.fspath(path)), cast(ExportFormat, options.get("format") or "jsonl")
+        resume = options.get("resume", False)
+        if not isinstance(resume, bool):
+            raise InvalidArgumentError("resume", f"must be True or False, got {resume!r}")
+        params = self._listing.params(filters)
+        query = ListingQuery(self._listing, params, self._transport)
+        scan_options = {
+            name: options[name] for name in ("page_size", "concurrency", "on_progress") if name in options
+        }
+        settings = self._settings(cast(ScanOptions, {**scan_options, "ordered": ordered}))
+
+        def open_scan(offset: int, typed: bool) -> PageScan[Any]:
+            return self._scan(query, attrs.evolve(settings, offset=offset), typed=typed)
+
+        return await run_export(
+            LISTINGS[self._listing.path_key],
+            open_scan,
+            target=target,
+            fmt=fmt,
+            filters=params,
+            resume=resume,
+            api_path=self._transport.url_path(self._listing.path),
+            ordered=ordered,
+            stream=stream,
+            checkpoint_interval=checkpoint_interval,
+        )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import builtins
 import operator
+import os
 from typing import Final, Unpack
 
+from .._export import ExportResult
 from .._models import Country, Page
 from .._paginate import ItemScan, PageScan
-from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
+from ._listing import ExportOptions, Listing, ListingResource, ScanOptions, SnapshotOptions
 
 __all__ = ["COUNTRIES", "Countries"]
 
@@ -52,3 +54,30 @@ class Countries(ListingResource[Country]):
         """Every country as a list: a consistent snapshot. Options as
         :class:`SnapshotOptions`; see :meth:`Sims.all`."""
         return await self._all(options)
+
+    async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[ExportOptions]) -> ExportResult:
+        """Export every country to a file, in listing order: atomic and resumable.
+
+        Args:
+            path: The file to write. It is written as ``PATH.partial`` beside it
+                and renamed onto ``path`` (after an fsync) only once complete;
+                ``PATH.checkpoint.json`` records the progress meanwhile.
+            **kwargs: :class:`ExportOptions` (``format``, ``resume``,
+                ``page_size``, ``concurrency``, ``on_progress``).
+
+        Returns:
+            What was written: path, format, items, pages, the scan's report,
+            and ``resumed_from``.
+
+        Raises:
+            InvalidArgumentError: A bad filter or option, an unknown format, a
+                path that is a directory, Parquet without pyarrow (all named,
+                before any request), or ``resume`` with the checkpoint of
+                another export.
+            ExportError: The file cannot be written (the checkpoint saved last
+                stays, so ``resume=True`` continues), or the listing changed
+                before the resume point (start anew).
+            APIError: A page request failed after retries (the checkpoint is saved first).
+            DriftError: The listing changed during the scan (resume to continue).
+        """
+        return await self._export(path, kwargs)

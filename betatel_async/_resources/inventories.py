@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import builtins
 import operator
+import os
 from typing import Final, TypedDict, Unpack
 
+from .._export import ExportResult
 from .._models import Inventory, Page
 from .._paginate import ItemScan, PageScan
 from .._validate import check_optional_id
-from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
+from ._listing import ExportOptions, Listing, ListingResource, ScanOptions, SnapshotOptions
 
 __all__ = ["INVENTORIES", "Inventories", "InventoryFilters"]
 
@@ -26,6 +28,10 @@ class InventoryFilters(TypedDict, total=False):
 
 class _Scan(InventoryFilters, ScanOptions, total=False):
     """The arguments of ``inventories.pages()`` and ``inventories.iter()``."""
+
+
+class _Export(InventoryFilters, ExportOptions, total=False):
+    """The arguments of ``inventories.export()`` besides the path."""
 
 
 class _Snapshot(InventoryFilters, SnapshotOptions, total=False):
@@ -75,3 +81,30 @@ class Inventories(ListingResource[Inventory]):
         """Every inventory as a list: a consistent snapshot. Filters as :meth:`list`,
         options as :class:`SnapshotOptions`; see :meth:`Sims.all`."""
         return await self._all(kwargs)
+
+    async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
+        """Export every inventory to a file, in listing order: atomic and resumable.
+
+        Args:
+            path: The file to write. It is written as ``PATH.partial`` beside it
+                and renamed onto ``path`` (after an fsync) only once complete;
+                ``PATH.checkpoint.json`` records the progress meanwhile.
+            **kwargs: The filters of :meth:`list` (:class:`InventoryFilters`) and :class:`ExportOptions` (``format``, ``resume``,
+                ``page_size``, ``concurrency``, ``on_progress``).
+
+        Returns:
+            What was written: path, format, items, pages, the scan's report,
+            and ``resumed_from``.
+
+        Raises:
+            InvalidArgumentError: A bad filter or option, an unknown format, a
+                path that is a directory, Parquet without pyarrow (all named,
+                before any request), or ``resume`` with the checkpoint of
+                another export.
+            ExportError: The file cannot be written (the checkpoint saved last
+                stays, so ``resume=True`` continues), or the listing changed
+                before the resume point (start anew).
+            APIError: A page request failed after retries (the checkpoint is saved first).
+            DriftError: The listing changed during the scan (resume to continue).
+        """
+        return await self._export(path, kwargs)

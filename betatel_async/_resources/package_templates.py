@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import operator
+import os
 from collections.abc import Sequence
 from typing import Any, Final, TypedDict, Unpack
 
@@ -15,6 +16,7 @@ from .._errors import (
     InvalidArgumentTypeError,
     MalformedResponseError,
 )
+from .._export import ExportResult
 from .._models import (
     ActivationType,
     PackageTemplate,
@@ -32,7 +34,7 @@ from .._validate import (
     check_text,
 )
 from ._created import CreateClock, created_since, is_ambiguous
-from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
+from ._listing import ExportOptions, Listing, ListingResource, ScanOptions, SnapshotOptions
 from ._paths import PATHS
 
 __all__ = ["PACKAGE_TEMPLATES", "PackageTemplateFilters", "PackageTemplates"]
@@ -53,6 +55,10 @@ class PackageTemplateFilters(TypedDict, total=False):
 
 class _Scan(PackageTemplateFilters, ScanOptions, total=False):
     """The arguments of ``package_templates.pages()`` and ``package_templates.iter()``."""
+
+
+class _Export(PackageTemplateFilters, ExportOptions, total=False):
+    """The arguments of ``package_templates.export()`` besides the path."""
 
 
 class _Snapshot(PackageTemplateFilters, SnapshotOptions, total=False):
@@ -266,6 +272,33 @@ class PackageTemplates(ListingResource[PackageTemplate]):
                 else t.activation_time_allowance
             ),
         )
+
+    async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
+        """Export every package template to a file, in listing order: atomic and resumable.
+
+        Args:
+            path: The file to write. It is written as ``PATH.partial`` beside it
+                and renamed onto ``path`` (after an fsync) only once complete;
+                ``PATH.checkpoint.json`` records the progress meanwhile.
+            **kwargs: The filters of :meth:`list` (:class:`PackageTemplateFilters`) and :class:`ExportOptions` (``format``, ``resume``,
+                ``page_size``, ``concurrency``, ``on_progress``).
+
+        Returns:
+            What was written: path, format, items, pages, the scan's report,
+            and ``resumed_from``.
+
+        Raises:
+            InvalidArgumentError: A bad filter or option, an unknown format, a
+                path that is a directory, Parquet without pyarrow (all named,
+                before any request), or ``resume`` with the checkpoint of
+                another export.
+            ExportError: The file cannot be written (the checkpoint saved last
+                stays, so ``resume=True`` continues), or the listing changed
+                before the resume point (start anew).
+            APIError: A page request failed after retries (the checkpoint is saved first).
+            DriftError: The listing changed during the scan (resume to continue).
+        """
+        return await self._export(path, kwargs)
 
 
 def _as_sent(template: PackageTemplate, body: dict[str, Any]) -> bool:

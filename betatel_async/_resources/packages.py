@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import functools
 import operator
+import os
 from datetime import datetime
 from typing import Final, TypedDict, Unpack
 
@@ -15,6 +16,7 @@ from .._errors import (
     ConflictError,
     MalformedResponseError,
 )
+from .._export import ExportResult
 from .._models import Package, PackageStatus, Page
 from .._paginate import ItemScan, PageScan
 from .._validate import (
@@ -27,7 +29,7 @@ from .._validate import (
     path_segment,
 )
 from ._created import CreateClock, created_since, is_ambiguous
-from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
+from ._listing import ExportOptions, Listing, ListingResource, ScanOptions, SnapshotOptions
 from ._paths import PATHS
 
 __all__ = ["PACKAGES", "PackageFilters", "Packages"]
@@ -68,6 +70,10 @@ class PackageFilters(TypedDict, total=False):
 
 class _Scan(PackageFilters, ScanOptions, total=False):
     """The arguments of ``packages.pages()`` and ``packages.iter()``."""
+
+
+class _Export(PackageFilters, ExportOptions, total=False):
+    """The arguments of ``packages.export()`` besides the path."""
 
 
 class _Snapshot(PackageFilters, SnapshotOptions, total=False):
@@ -319,3 +325,30 @@ class Packages(ListingResource[Package]):
             method="POST",
             path=full_path,
         )
+
+    async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
+        """Export every package to a file, in listing order: atomic and resumable.
+
+        Args:
+            path: The file to write. It is written as ``PATH.partial`` beside it
+                and renamed onto ``path`` (after an fsync) only once complete;
+                ``PATH.checkpoint.json`` records the progress meanwhile.
+            **kwargs: The filters of :meth:`list` (:class:`PackageFilters`) and :class:`ExportOptions` (``format``, ``resume``,
+                ``page_size``, ``concurrency``, ``on_progress``).
+
+        Returns:
+            What was written: path, format, items, pages, the scan's report,
+            and ``resumed_from``.
+
+        Raises:
+            InvalidArgumentError: A bad filter or option, an unknown format, a
+                path that is a directory, Parquet without pyarrow (all named,
+                before any request), or ``resume`` with the checkpoint of
+                another export.
+            ExportError: The file cannot be written (the checkpoint saved last
+                stays, so ``resume=True`` continues), or the listing changed
+                before the resume point (start anew).
+            APIError: A page request failed after retries (the checkpoint is saved first).
+            DriftError: The listing changed during the scan (resume to continue).
+        """
+        return await self._export(path, kwargs)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import builtins
 import operator
+import os
 from typing import Final, TypedDict, Unpack
 
 from .._converter import decode_model
+from .._export import ExportResult
 from .._models import Page, Sim
 from .._paginate import ItemScan, PageScan
 from .._status import SimStatusReport, StatusAccumulator
 from .._validate import check_iccid, check_optional_id, path_segment
-from ._listing import Listing, ListingResource, ScanOptions, SnapshotOptions
+from ._listing import ExportOptions, Listing, ListingResource, ScanOptions, SnapshotOptions
 from ._paths import PATHS
 
 __all__ = ["SIMS", "SimFilters", "Sims"]
@@ -33,6 +35,10 @@ class SimFilters(TypedDict, total=False):
 
 class _Scan(SimFilters, ScanOptions, total=False):
     """The arguments of ``sims.pages()`` and ``sims.iter()``."""
+
+
+class _Export(SimFilters, ExportOptions, total=False):
+    """The arguments of ``sims.export()`` besides the path."""
 
 
 class _Snapshot(SimFilters, SnapshotOptions, total=False):
@@ -157,3 +163,35 @@ class Sims(ListingResource[Sim]):
         """
         accumulator = await self._snapshot(kwargs, StatusAccumulator, _count)
         return accumulator.result()
+
+    async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
+        """Export every SIM to a file, in listing order: atomic and resumable.
+
+        The format is ``format``, or the path's suffix (``.jsonl``/``.ndjson``,
+        ``.csv``, ``.parquet``/``.pq``). JSON Lines holds each item's JSON as the
+        API sent it; CSV and Parquet hold the typed items (Parquet needs the
+        ``parquet`` extra). See the README's "Export" section.
+
+        Args:
+            path: The file to write. It is written as ``PATH.partial`` beside it
+                and renamed onto ``path`` (after an fsync) only once complete;
+                ``PATH.checkpoint.json`` records the progress meanwhile.
+            **kwargs: The filters of :meth:`list` (:class:`SimFilters`) and :class:`ExportOptions` (``format``, ``resume``,
+                ``page_size``, ``concurrency``, ``on_progress``).
+
+        Returns:
+            What was written: path, format, items, pages, the scan's report,
+            and ``resumed_from``.
+
+        Raises:
+            InvalidArgumentError: A bad filter or option, an unknown format, a
+                path that is a directory, Parquet without pyarrow (all named,
+                before any request), or ``resume`` with the checkpoint of
+                another export.
+            ExportError: The file cannot be written (the checkpoint saved last
+                stays, so ``resume=True`` continues), or the listing changed
+                before the resume point (start anew).
+            APIError: A page request failed after retries (the checkpoint is saved first).
+            DriftError: The listing changed during the scan (resume to continue).
+        """
+        return await self._export(path, kwargs)

@@ -27,16 +27,14 @@ import orjson
 from .._client import BetatelClient
 from .._converter import unstructure
 from .._errors import BetatelError, InvalidArgumentError, InvalidArgumentTypeError
+from .._export import ExportFormat, ExportResult
+from .._export._csv import CSV_HELP
 from .._models import PackageStatus
 from .._version import __version__
-from ._csv import CSV_HELP
 from ._export import (
     CHECKPOINT_SUFFIX,
     PARTIAL_SUFFIX,
     STDOUT,
-    ExportOptions,
-    ExportResult,
-    Format,
     OutputError,
     output_errors,
     run_export,
@@ -212,7 +210,8 @@ def cli() -> None:
 
 
 _EXPORT_HELP: Final = (
-    "Export a listing: every item, in listing order, as JSON Lines (one API JSON object a line) or CSV.\n\n"
+    "Export a listing: every item, in listing order, as JSON Lines (one API JSON object a line), CSV "
+    "or Parquet (needs the parquet extra: pip install 'betatel-async[parquet]').\n\n"
     "A file is written to FILE.partial and renamed onto FILE only when complete. If an ordered "
     "export fails or is interrupted, FILE.checkpoint.json records its progress and --resume "
     "continues it without repeating or skipping an item.\n\n" + CSV_HELP
@@ -225,10 +224,11 @@ def export_options(f: F) -> F:
         click.option(
             "--format",
             "fmt",
-            type=click.Choice(["jsonl", "csv"]),
+            type=click.Choice(["jsonl", "csv", "parquet"]),
             default="jsonl",
             show_default=True,
-            help="jsonl: one API JSON object a line. csv: see 'betatel-async export --help'.",
+            help="jsonl: one API JSON object a line. csv: see 'betatel-async export --help'. "
+            "parquet: typed columns (needs a file, and pyarrow).",
         ),
         click.option(
             "-o",
@@ -259,7 +259,9 @@ def export_options(f: F) -> F:
     return decorated  # type: ignore[no-any-return]
 
 
-@cli.group(cls=_Group, help=_EXPORT_HELP, short_help="Export a listing as JSON Lines or CSV (resumable).")
+@cli.group(
+    cls=_Group, help=_EXPORT_HELP, short_help="Export a listing as JSON Lines, CSV or Parquet (resumable)."
+)
 def export() -> None:
     pass
 
@@ -269,7 +271,7 @@ def _export(
     filters: dict[str, str | int | None],
     *,
     conn: Connection,
-    fmt: Format,
+    fmt: ExportFormat,
     output: str,
     page_size: int | None,
     concurrency: int | None,
@@ -286,56 +288,60 @@ def _export(
         raise click.UsageError("--resume needs an output file (-o FILE)")
     if resume and unordered:
         raise click.UsageError("--resume needs an ordered export: drop --unordered")
+    if fmt == "parquet" and output == "-":
+        raise click.UsageError("--format parquet needs an output file (-o FILE)")
     _require_credentials(conn)
-    options = ExportOptions(
-        resource=resource,
-        filters={name: value for name, value in filters.items() if value is not None},
-        format=fmt,
-        output=output,
-        source="",
-        page_size=page_size,
-        concurrency=concurrency,
-        ordered=not unordered,
-        resume=resume,
-    )
-    result = ExportResult()
     started = time.monotonic()
+    results: list[ExportResult] = []
 
     async def go() -> None:
-        async with _open_client(conn, max_concurrency=concurrency) as (client, source):
+        async with _open_client(conn, max_concurrency=concurrency) as (client, _source):
             with ScanProgress(
                 f"Exporting {resource.replace('_', ' ')}", enabled=sys.stderr.isatty()
             ) as progress:
-                await run_export(
-                    client, attrs.evolve(options, source=source), on_progress=progress.update, result=result
+                results.append(
+                    await run_export(
+                        client,
+                        resource,
+                        {name: value for name, value in filters.items() if value is not None},
+                        fmt=fmt,
+                        output=output,
+                        page_size=page_size,
+                        concurrency=concurrency,
+                        ordered=not unordered,
+                        resume=resume,
+                        on_progress=progress.update,
+                    )
                 )
 
     try:
         _run(go())
     except (BetatelError, OutputError, KeyboardInterrupt):
-        if output != "-" and not unordered and Path(output + CHECKPOINT_SUFFIX).exists():
+        checkpoint = Path(output + CHECKPOINT_SUFFIX)
+        if output != "-" and not unordered and checkpoint.exists():
             click.echo(
-                f"Export stopped after {result.written} new items; progress saved in "
-                f"{output}{CHECKPOINT_SUFFIX}. Run the same command with --resume to continue.",
+                f"Export stopped; progress saved in {checkpoint}. "
+                "Run the same command with --resume to continue.",
                 err=True,
             )
         raise
-    _summary(resource, output, result, time.monotonic() - started)
+    _summary(resource, output, results[0], time.monotonic() - started)
 
 
 def _summary(resource: str, output: str, result: ExportResult, elapsed: float) -> None:
     report = result.report
-    pages = report.pages if report is not None else 0
-    retries = report.retries if report is not None else 0
     where = "standard output" if output == "-" else output
-    rate = result.written / elapsed if elapsed > 0 else 0.0
+    written = result.items - result.resumed_from
+    rate = written / elapsed if elapsed > 0 else 0.0
     resumed = ""
-    if result.skipped:
-        click.echo(f"Resumed: skipped {result.skipped} items already in {output}{PARTIAL_SUFFIX}.", err=True)
-        resumed = f", {result.written} of them in this run"
+    if result.resumed_from:
+        click.echo(
+            f"Resumed: skipped {result.resumed_from} items already in {output}{PARTIAL_SUFFIX}.", err=True
+        )
+        resumed = f", {written} of them in this run"
     click.echo(
-        f"Exported {result.written + result.skipped} {resource.replace('_', ' ')} to {where}{resumed}: "
-        f"{pages} pages, {retries} retries, {elapsed:.1f} s, {rate:,.0f} items/s.",
+        f"Exported {result.items} {resource.replace('_', ' ')} to {where}{resumed}: "
+        f"{report.pages} pages, {report.retries} retries, {elapsed:.1f} s, {rate:,.0f} items/s.",
         err=True,
     )
 
@@ -347,7 +353,7 @@ def _summary(resource: str, output: str, result: ExportResult, elapsed: float) -
 @export_options
 @connection_options
 def export_sims(
-    *, company: int | None, inventory: int | None, group: int | None, fmt: Format, **kwargs: Any
+    *, company: int | None, inventory: int | None, group: int | None, fmt: ExportFormat, **kwargs: Any
 ) -> None:
     """Export the SIM registry."""
     _export("sims", {"company": company, "inventory": inventory, "group": group}, fmt=fmt, **kwargs)
@@ -356,7 +362,7 @@ def export_sims(
 @export.command("inventories")
 @export_options
 @connection_options
-def export_inventories(*, fmt: Format, **kwargs: Any) -> None:
+def export_inventories(*, fmt: ExportFormat, **kwargs: Any) -> None:
     """Export the inventories."""
     _export("inventories", {}, fmt=fmt, **kwargs)
 
@@ -376,7 +382,7 @@ def export_packages(
     package_template: int | None,
     sim: str | None,
     status: str | None,
-    fmt: Format,
+    fmt: ExportFormat,
     **kwargs: Any,
 ) -> None:
     """Export the packages."""
@@ -393,7 +399,7 @@ def export_packages(
 @click.option("--inventory", type=click.IntRange(min=0), help="Only the templates of this inventory id.")
 @export_options
 @connection_options
-def export_package_templates(*, inventory: int | None, fmt: Format, **kwargs: Any) -> None:
+def export_package_templates(*, inventory: int | None, fmt: ExportFormat, **kwargs: Any) -> None:
     """Export the package templates."""
     _export("package_templates", {"inventory": inventory}, fmt=fmt, **kwargs)
 
@@ -401,7 +407,7 @@ def export_package_templates(*, inventory: int | None, fmt: Format, **kwargs: An
 @export.command("countries")
 @export_options
 @connection_options
-def export_countries(*, fmt: Format, **kwargs: Any) -> None:
+def export_countries(*, fmt: ExportFormat, **kwargs: Any) -> None:
     """Export the countries."""
     _export("countries", {}, fmt=fmt, **kwargs)
 

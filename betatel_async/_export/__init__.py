@@ -1,0 +1,23 @@
+"""Bulk export of a listing to JSON Lines, CSV or Parquet, and reading an export back. Private.
+
+``client.<listing>.export()`` runs :func:`run_export`; the CLI's ``export``
+commands call it too. Importing this package does not import pyarrow: only
+asking for Parquet does.
+"""
+
+from ._files import CHECKPOINT_SUFFIX, PARTIAL_SUFFIX
+from ._listings import LISTINGS, Exported
+from ._run import CHECKPOINT_INTERVAL, ExportFormat, ExportOptions, ExportResult, check_target, run_export
+
+__all__ = [
+    "CHECKPOINT_INTERVAL",
+    "CHECKPOINT_SUFFIX",
+    "LISTINGS",
+    "PARTIAL_SUFFIX",
+    "ExportFormat",
+    "ExportOptions",
+    "ExportResult",
+    "Exported",
+    "check_target",
+    "run_export",
+]

@@ -316,11 +316,15 @@ class ScanDriver(Generic[T]):
     # -- performing actions -----------------------------------------------------------------
 
     def _next(self) -> Action[bytes] | None:
-        """Perform the machine's actions up to a step for the consumer (returned), or ``None`` on :class:`Wait`."""
+        """The consumer's next step: one a worker was given for it, or the machine's (see :meth:`_perform`)."""
         action = self._for_consumer
         if action is not None:
             self._for_consumer = None
             return action
+        return self._perform()
+
+    def _perform(self) -> Action[bytes] | None:
+        """Perform the machine's actions up to a step for the consumer (returned), or ``None`` on :class:`Wait`."""
         machine = self._machine
         assert machine is not None
         loop = asyncio.get_running_loop()
@@ -353,10 +357,11 @@ class ScanDriver(Generic[T]):
         """Perform the machine's actions after an event outside the consumer (a request, the timer)."""
         if self._closed:
             return
-        action = self._next()
-        if action is None:
+        action = self._perform()
+        if action is None or action is self._for_consumer:  # (a final step is given again when asked)
             return
-        self._for_consumer = action  # the machine gives the consumer one step at a time
+        # The machine gives the consumer one step at a time, so the slot is free.
+        self._for_consumer = action
         waiter = self._consumer
         if waiter is not None and not waiter.done():
             waiter.set_result(None)

@@ -1,8 +1,8 @@
 """Scan promises pinned over real loopback HTTP: servers that lie, throttle or change, and bounds.
 
 Each test here fails when the rule it names is broken in the scan engine
-(issue 13, section 2); the breakages each one was checked against are listed
-in the commit that added it.
+(issue 13, section 2). The lying servers are the sandbox with
+``FaultConfig(ignore_offset=True)``, or small ``aiohttp.web`` handlers.
 """
 
 from __future__ import annotations

@@ -276,6 +276,19 @@ async def test_page_cap_returns_fewer_items_and_says_so(
     assert (await get(http, "/sim-registries", count=50))["count"] == 50
 
 
+async def test_ignore_offset_answers_the_first_page_to_every_request(
+    sandbox: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    sandbox.config.faults.ignore_offset = True
+    body = await get(http, "/sim-registries", offset=10, count=5)
+    assert (body["total"], body["offset"], body["count"]) == (SIMS, 0, 5)
+    assert [s["iccid"] for s in body["sims"]] == [s["iccid"] for s in sandbox.data.sims_list()[:5]]
+    status, _, _ = await call(http, "GET", "/sim-registries", params={"offset": -1})
+    assert status == 400  # a bad offset is still refused
+    sandbox.config.faults.ignore_offset = False
+    assert (await get(http, "/sim-registries", offset=10, count=5))["offset"] == 10
+
+
 async def test_max_count_bounds_count(sandbox: Sandbox, http: aiohttp.ClientSession) -> None:
     sandbox.config.max_count = 50
     status, body, _ = await call(http, "GET", "/sim-registries", params={"count": 51})
@@ -890,7 +903,7 @@ def test_command_line_arguments_build_the_config() -> None:
         [
             "--sims", "10", "--seed", "4", "--latency-ms", "25", "--page-cap", "50",
             "--fault-rate", "0.1", "--fault-kinds", "429=2,reset", "--sim-shape", "mixed",
-            "--qr-response", "html",
+            "--qr-response", "html", "--ignore-offset",
         ]
     )  # fmt: skip
     config = config_from_args(args)
@@ -898,6 +911,8 @@ def test_command_line_arguments_build_the_config() -> None:
     assert config.sim_shape == "mixed"
     assert config.qr_response == "html"
     assert (config.faults.rate, config.faults.kinds) == (0.1, {"429": 2.0, "reset": 1.0})
+    assert config.faults.ignore_offset
+    assert not config_from_args(build_parser().parse_args([])).faults.ignore_offset
     assert isinstance(args, argparse.Namespace)
 
 

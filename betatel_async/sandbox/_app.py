@@ -387,6 +387,8 @@ def _listing(
         offset = 0
     elif offset < 0:
         raise _bad_query("offset", "a non-negative integer", request.query["offset"])
+    elif config.faults.ignore_offset:
+        offset = 0
     count = _int_param(request, "count")
     if count is None:
         count = default_count

@@ -62,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--retry-after", type=float, default=0.0, help="Retry-After seconds on a 429 fault")
     add("--slow-seconds", type=float, default=30.0, help="stall of a 'slow' fault, seconds")
+    add(
+        "--ignore-offset",
+        action="store_true",
+        help="answer every listing request with the first page (envelope offset 0)",
+    )
     add("--api-key", default=DEFAULT_API_KEY, help="x-api-key to accept (default %(default)s)")
     add("--user-id", default=DEFAULT_USER_ID, help="x-user-id to accept (default %(default)s)")
 
@@ -81,7 +86,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     Raises:
         ValueError: A value out of range, naming the field (e.g. ``latency``).
     """
-    faults = FaultConfig(rate=args.fault_rate, retry_after=args.retry_after, slow_seconds=args.slow_seconds)
+    faults = FaultConfig(
+        rate=args.fault_rate,
+        retry_after=args.retry_after,
+        slow_seconds=args.slow_seconds,
+        ignore_offset=args.ignore_offset,
+    )
     if args.fault_kinds is not None:
         faults.kinds = args.fault_kinds
     return SandboxConfig(

@@ -150,6 +150,10 @@ class FaultConfig:
             None for no header. Default 0 (sent as ``"0"``).
         slow_seconds: How long a ``"slow"`` request sleeps. Default 30 s, past
             any sensible client timeout.
+        ignore_offset: Listings answer every request with the items at
+            offset 0, their envelope honestly saying ``"offset": 0``, as a
+            server that ignores the ``offset`` parameter would (a negative
+            offset is still refused). Default False.
     """
 
     rate: float = attrs.field(default=0.0, validator=[_non_negative, v.le(1)])
@@ -157,6 +161,7 @@ class FaultConfig:
     script: list[str] = attrs.field(factory=list, validator=_check_script)
     retry_after: float | None = attrs.field(default=0.0, validator=_none_or_non_negative)
     slow_seconds: float = attrs.field(default=30.0, validator=_non_negative)
+    ignore_offset: bool = attrs.field(default=False, validator=v.instance_of(bool))
 
 
 @attrs.define

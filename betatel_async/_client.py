@@ -107,6 +107,13 @@ class BetatelClient:
             (not retried) as soon as it passes the limit; no more of it is
             held. Bounds a scan's memory too: at most the look-ahead's pages
             times this.
+        hedge: Scans hedge late page requests (default true): a request out
+            much longer than the listing's answers usually take (twice their
+            95th percentile, at least 20 ms; 1 s before any answer is known)
+            gets a second one for the same page, and the first answer wins.
+            At most a tenth of a scan's pages, each paid from the retry
+            budget as a retry is, each taking a slot of ``max_concurrency``.
+            A scan may say otherwise (``hedge=``).
 
     Raises:
         InvalidArgumentError: A bad value (named); credentials are never echoed.
@@ -129,6 +136,7 @@ class BetatelClient:
         trace_configs: list[aiohttp.TraceConfig] | None = None,
         remember_totals: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        hedge: bool = True,
     ) -> None:
         self._api_key = _Secret(check_credential("api_key", api_key))
         self._user_id = check_credential("user_id", user_id)
@@ -136,6 +144,8 @@ class BetatelClient:
             raise InvalidArgumentTypeError("allow_insecure_http", "expected a bool")
         if not isinstance(remember_totals, bool):
             raise InvalidArgumentTypeError("remember_totals", "expected a bool")
+        if not isinstance(hedge, bool):
+            raise InvalidArgumentTypeError("hedge", "expected a bool")
         self._base_url = check_base_url("base_url", base_url, allow_insecure=allow_insecure_http)
         self._max_concurrency = check_int("max_concurrency", max_concurrency, minimum=1)
         body_limit = check_int("max_body_size", max_body_size, minimum=1)
@@ -180,6 +190,7 @@ class BetatelClient:
             limiter=anyio.Semaphore(self._max_concurrency, fast_acquire=True),
             adaptive=AdaptiveLimit(self._max_concurrency),
             totals=ListingTotals(size=256 if remember_totals else 0),
+            hedge=hedge,
             max_body_size=body_limit,
         )
         self._parent: BetatelClient | None = None
@@ -223,6 +234,7 @@ class BetatelClient:
         timeout: float | None = None,
         connect_timeout: float | None = None,
         max_body_size: int | None = None,
+        hedge: bool | None = None,
     ) -> BetatelClient:
         """A view of this client with other per-call options, e.g. for one call::
 
@@ -237,7 +249,11 @@ class BetatelClient:
             timeout: Seconds per attempt (default: this client's).
             connect_timeout: Seconds to connect (default: this client's).
             max_body_size: Largest response body in bytes (default: this client's).
+            hedge: Whether scans through the view hedge late page requests
+                (default: this client's).
         """
+        if hedge is not None and not isinstance(hedge, bool):
+            raise InvalidArgumentTypeError("hedge", "expected a bool")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgumentTypeError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
         client_timeout = None
@@ -255,7 +271,7 @@ class BetatelClient:
         view._parent = self._parent or self
         view._owns_session = False
         view._transport = self._transport.evolve(
-            retry=retry, timeout=client_timeout, max_body_size=body_limit
+            retry=retry, timeout=client_timeout, max_body_size=body_limit, hedge=hedge
         )
         view._timeout = view._transport.timeout
         view._bind_resources()

@@ -55,6 +55,7 @@ from ._scan_machine import (
     Fail,
     Fetch,
     Hand,
+    Latencies,
     Policy,
     Preconnect,
     Read,
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DriftPolicy",
     "ItemScan",
+    "ListingMemory",
     "ListingTotals",
     "PageScan",
     "ScanDriver",
@@ -80,39 +82,47 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+V = TypeVar("V")
 
-FetchPage = Callable[[Window, Callable[[], None]], Awaitable[bytes]]
-"""``fetch(window, on_retry)``: the body of a 2xx answer to ``window``, not parsed."""
+FetchPage = Callable[[Window, Callable[[], None], bool], Awaitable[bytes]]
+"""``fetch(window, on_retry, hedge)``: the body of a 2xx answer to ``window``, not parsed.
+
+``hedge``: a second request for the window (not retried; it pays from the
+retry budget, or raises :class:`NoHedgeBudget` unsent)."""
 
 
-class ListingTotals:
-    """The ``total`` each listing (path and filters) reported last, for the client's scans. Private.
+class ListingMemory(Generic[V]):
+    """What the client's scans learned about each listing (path and filters), for the next ones. Private.
 
-    A scan of a listing seen before plans its first windows on this total
-    instead of waiting for the first page (see ``ScanPlan``'s
-    ``expected_total``). ``list()`` and scans both report what they saw
-    through the listing query's one ``saw_total``. Bounded: the least
-    recently seen listings are forgotten past ``size``; ``size=0``
-    remembers nothing.
+    Two are kept per client: the ``total`` each listing reported last (a
+    scan of a listing seen before plans its first windows on it instead of
+    waiting for the first page, see ``ScanPlan``'s ``expected_total``;
+    ``list()`` and scans both report it through the listing query's one
+    ``saw_total``), and its answers' :class:`Latencies` (when a request is
+    late enough to hedge). Bounded: the least recently used listings are
+    forgotten past ``size``; ``size=0`` remembers nothing.
     """
 
-    __slots__ = ("_size", "_totals")
+    __slots__ = ("_size", "_values")
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        self._totals: dict[Hashable, int] = {}
+        self._values: dict[Hashable, V] = {}
 
-    def get(self, listing: Hashable) -> int | None:
-        return self._totals.get(listing)
+    def get(self, listing: Hashable) -> V | None:
+        return self._values.get(listing)
 
-    def set(self, listing: Hashable, total: int) -> None:
+    def set(self, listing: Hashable, value: V) -> None:
         if not self._size:
             return
-        totals = self._totals
-        totals.pop(listing, None)  # re-inserted last: the most recently seen
-        totals[listing] = total
-        if len(totals) > self._size:
-            del totals[next(iter(totals))]
+        values = self._values
+        values.pop(listing, None)  # re-inserted last: the most recently used
+        values[listing] = value
+        if len(values) > self._size:
+            del values[next(iter(values))]
+
+
+ListingTotals = ListingMemory[int]
 
 
 class PageScan(Generic[T]):
@@ -168,6 +178,8 @@ class ScanDriver(Generic[T]):
             away what it kept).
         on_progress: Called with the live report after each page handed on,
             and once at the end.
+        hedge: Send a second request for a window whose request is late.
+        latencies: The listing's answer latencies (the client's, per listing).
         typed: Hand on typed items (``True``), or the items as the JSON
             values read (``False``: export's JSON Lines writes them as sent;
             not with ``"restart"``, which dedupes by the typed items' keys).
@@ -194,6 +206,8 @@ class ScanDriver(Generic[T]):
         on_restart: Callable[[], None] | None = None,
         on_progress: Callable[[ScanReport], Any] | None = None,
         typed: bool = True,
+        hedge: bool = False,
+        latencies: Latencies | None = None,
     ) -> None:
         if not typed and on_drift == "restart":
             raise ValueError("an untyped scan cannot dedupe by key: on_drift must not be 'restart'")
@@ -215,6 +229,8 @@ class ScanDriver(Generic[T]):
             "expected_total": expected_total,
             "on_drift": on_drift,
             "max_restarts": max_restarts,
+            "hedge": hedge,
+            "latencies": latencies,
         }
         self._machine: ScanMachine[bytes] | None = None
         self._workers: set[asyncio.Task[None]] = set()
@@ -387,7 +403,7 @@ class ScanDriver(Generic[T]):
             request = fetch.request
             self._running[request] = task
             try:
-                body = await self._fetch(fetch.window, machine.retried)
+                body = await self._fetch(fetch.window, machine.retried, fetch.hedge)
             except BetatelError as exc:
                 machine.failed(request, exc, loop.time())
             except asyncio.CancelledError:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Hashable, Sequence
-from typing import Generic, Literal, TypeAlias, TypeVar
+from typing import Final, Generic, Literal, TypeAlias, TypeVar
 
 import attrs
 
@@ -417,6 +417,10 @@ class ScanReport:
         totals_seen: Each distinct ``total`` the server reported, in order.
         total: The ``total`` of the current (or last) pass.
         restarts: Times the scan started over after drift.
+        hedges: Hedged requests sent: a second request for a window whose
+            first had been out longer than the listing's answers usually
+            take (see :class:`Latencies`).
+        hedges_won: Hedges whose answer came first (the page handed on is theirs).
         pages_discarded: Requests that turned out not to be needed: they were
             planned on the ``total`` this client saw last time and started
             past the end of a listing that shrank since. Their pages are
@@ -435,6 +439,8 @@ class ScanReport:
     totals_seen: list[int] = attrs.Factory(list)
     total: int | None = None
     restarts: int = 0
+    hedges: int = 0
+    hedges_won: int = 0
     pages_discarded: int = 0
     page_cap: int | None = None
     elapsed: float = 0.0
@@ -445,16 +451,82 @@ class ScanReport:
             self.totals_seen.append(total)
 
 
+# -- hedging --------------------------------------------------------------------------------
+
+HEDGE_FRACTION: Final = 0.1
+"""Most hedges a scan sends, as a fraction of the pages of its pass (at least one)."""
+HEDGE_DEFAULT_DELAY: Final = 1.0
+"""Seconds a request is out before it is hedged while nothing is known of the listing's latency."""
+HEDGE_FLOOR: Final = 0.02
+"""Seconds a request is out at least before it is hedged, however fast the listing answers."""
+HEDGE_MULTIPLIER: Final = 2.0
+"""A request is late once it is out this many times the listing's 95th percentile latency."""
+HEDGE_MIN_SAMPLES: Final = 8
+"""Answers needed before the percentile is trusted (before: four times the slowest one seen)."""
+
+
+class NoHedgeBudget(Exception):  # noqa: N818 - a refusal, reported as a request's failure
+    """A hedge was not sent: the client's retry budget cannot pay for it (the API is in
+    trouble), or every slot of its limit on requests in flight is taken (the client is busy)."""
+
+
+class Latencies:
+    """The latencies of a listing's answers, to tell when a request is late. Private; pure.
+
+    Keeps the last ``size`` answers' latencies (seconds from sending a
+    request to its answer). :meth:`hedge_delay` is how long a request may be
+    out before a second one is sent for its window: ``HEDGE_MULTIPLIER``
+    times the 95th percentile, at least ``HEDGE_FLOOR``; with fewer than
+    ``HEDGE_MIN_SAMPLES`` answers, four times the slowest (at least the
+    floor); with none, ``HEDGE_DEFAULT_DELAY``. The client keeps one per
+    listing, so a scan starts from what the ones before it learned.
+    """
+
+    __slots__ = ("_delay", "_samples", "_stale")
+
+    def __init__(self, size: int = 256) -> None:
+        self._samples: deque[float] = deque(maxlen=size)
+        self._delay = HEDGE_DEFAULT_DELAY
+        self._stale = 0  # answers since the delay was computed
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def add(self, seconds: float) -> None:
+        """Record one answer's latency."""
+        self._samples.append(max(seconds, 0.0))
+        self._stale += 1
+
+    def hedge_delay(self) -> float:
+        """Seconds a request may be out before it is hedged."""
+        n = len(self._samples)
+        # Sorting is cheap next to a page, but not free: while few answers are
+        # known every one counts, later the percentile moves slowly.
+        if self._stale and (n < 64 or self._stale >= 16):
+            self._stale = 0
+            if n < HEDGE_MIN_SAMPLES:
+                self._delay = max(HEDGE_FLOOR, 4 * max(self._samples))
+            else:
+                p95 = sorted(self._samples)[(n - 1) * 95 // 100]
+                self._delay = max(HEDGE_FLOOR, HEDGE_MULTIPLIER * p95)
+        return self._delay
+
+
 # -- actions ---------------------------------------------------------------------------------
 
 
 @attrs.frozen(slots=True)
 class Fetch:
     """Send request ``request`` for ``window``; report its answer with :meth:`ScanMachine.arrived`
-    or its failure with :meth:`ScanMachine.failed`."""
+    or its failure with :meth:`ScanMachine.failed`.
+
+    ``hedge``: a second request for a window already in flight (not retried;
+    it pays for itself from the retry budget, and a refusal is reported as
+    the failure :class:`NoHedgeBudget`)."""
 
     request: int
     window: Window
+    hedge: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -588,6 +660,9 @@ class ScanMachine(Generic[P]):
         expected_total: The ``total`` last seen for the listing, or ``None``.
         on_drift: ``"raise"``, ``"restart"`` or ``"snapshot"``.
         max_restarts: Most passes started over on drift.
+        latencies: The listing's answer latencies, updated by this scan (a
+            new :class:`Latencies` if ``None``).
+        hedge: Send a second request for a window whose request is late.
         report: The report to keep up to date (a new one if ``None``).
         now: The time the scan starts (any clock, seconds).
     """
@@ -602,6 +677,8 @@ class ScanMachine(Generic[P]):
         expected_total: int | None = None,
         on_drift: Policy = "raise",
         max_restarts: int = 3,
+        latencies: Latencies | None = None,
+        hedge: bool = False,
         report: ScanReport | None = None,
         now: float = 0.0,
     ) -> None:
@@ -617,7 +694,16 @@ class ScanMachine(Generic[P]):
         self._started = now
         self._expected = expected_total
         self._plan: ScanPlan[P] = self._new_plan()
-        self._requests: dict[int, Window] = {}  # this pass's requests in flight
+        self._requests: dict[int, Window] = {}  # this pass's requests in flight (hedges too)
+        self._sent: dict[int, float] = {}  # request -> when it was sent
+        self._latencies = Latencies() if latencies is None else latencies
+        self._hedge = hedge
+        # Offset of a hedged window -> its first request, and its requests still in flight.
+        self._hedged: dict[int, tuple[int, list[int]]] = {}
+        self._hedge_errors: dict[int, BaseException] = {}  # offset -> first failure of a hedged window
+        self._hedge_cap = 1  # most hedges this pass (set once total is known)
+        self._hedges_pass = 0
+        self._hedging_refused = False
         self._next_request = 0
         self._chores: deque[Cancel | Remember | Preconnect] = deque()
         self._stage: _Stage = "idle"
@@ -659,8 +745,21 @@ class ScanMachine(Generic[P]):
         window = self._requests.pop(request, None)
         if window is None:  # cancelled, or of an earlier pass
             return
-        self.report.requests += 1
-        self.report.pages += 1
+        sent = self._sent.pop(request)
+        self._latencies.add(now - sent)
+        report = self.report
+        report.requests += 1
+        report.pages += 1
+        hedged = self._hedged.pop(window.offset, None)
+        if hedged is not None:  # the first answer wins; the other request is let go
+            first, requests = hedged
+            self._hedge_errors.pop(window.offset, None)
+            if request != first:
+                report.hedges_won += 1
+            for other in requests:
+                if other != request and self._requests.pop(other, None) is not None:
+                    del self._sent[other]
+                    self._chores.append(Cancel(other))
         self._plan.on_arrival(window, body)
 
     def failed(self, request: int, error: BaseException, now: float) -> None:
@@ -668,6 +767,19 @@ class ScanMachine(Generic[P]):
         window = self._requests.pop(request, None)
         if window is None:
             return
+        del self._sent[request]
+        if isinstance(error, NoHedgeBudget):  # not sent: hedge no more in this scan
+            self._hedging_refused = True
+        hedged = self._hedged.get(window.offset)
+        if hedged is not None:  # a hedged window: it fails only once both requests did
+            requests = hedged[1]
+            requests.remove(request)
+            if not isinstance(error, NoHedgeBudget):
+                self._hedge_errors.setdefault(window.offset, error)
+            if requests:
+                return
+            del self._hedged[window.offset]
+            error = self._hedge_errors.pop(window.offset, error)
         if self._plan.on_failure(window):
             self._fail(error, hand_arrived=True)
 
@@ -701,6 +813,8 @@ class ScanMachine(Generic[P]):
         report.pages_discarded = self._discarded_before + plan.discarded
         if learning:
             self._cancel_discarded()
+            pages = -(-max(total - self.start, 0) // self.page_size)
+            self._hedge_cap = max(1, int(pages * HEDGE_FRACTION))
         if drift is not None:
             self._on_drift(drift)
             return
@@ -760,7 +874,10 @@ class ScanMachine(Generic[P]):
         if self._failure is None and self._drift_total is None and len(self._requests) < limit:
             window = plan.next_window()
             if window is not None:
-                return self._send(window, limit)
+                return self._send(window, limit, now)
+            hedge = self._late(now)
+            if hedge is not None:
+                return hedge
         stage = self._stage
         if stage == "hand":
             return self._hand(now)
@@ -769,7 +886,7 @@ class ScanMachine(Generic[P]):
             self._stage = "keys"
             return Dedupe(self._page)
         if stage != "idle":  # the consumer is on its step
-            return _WAIT
+            return self._wait(limit)
         if self._drift_total is not None:
             return self._restart()
         if self._hand_arrived:
@@ -789,7 +906,7 @@ class ScanMachine(Generic[P]):
         if not self._requests and not plan.has_window():  # pragma: no cover - a planning bug, never silent
             self._end = Fail(ScanError("scan stalled: no window to fetch and the listing is not complete"))
             return self._end
-        return _WAIT
+        return self._wait(limit)
 
     # -- rules ----------------------------------------------------------------------------
 
@@ -797,10 +914,11 @@ class ScanMachine(Generic[P]):
         if self._stage != stage or self._page != window:
             raise ValueError(f"{window} is not the page at stage {stage!r}")
 
-    def _send(self, window: Window, limit: int) -> Fetch:
+    def _send(self, window: Window, limit: int, now: float) -> Fetch:
         request = self._next_request
         self._next_request += 1
         self._requests[request] = window
+        self._sent[request] = now
         if request == 0 and self._expected is None:
             # The first page teaches total, alone: while it is out, the
             # connections the first wave will use can be opened.
@@ -808,6 +926,55 @@ class ScanMachine(Generic[P]):
             if wave > 0:
                 self._chores.append(Preconnect(wave))
         return Fetch(request, window)
+
+    def _may_hedge(self) -> bool:
+        return self._hedge and not self._hedging_refused and self._hedges_pass < self._hedge_cap
+
+    def _late(self, now: float) -> Fetch | None:
+        """A hedge for the window the consumer needs first among those whose request is late, if any."""
+        if not self._may_hedge():
+            return None
+        due = now - self._latencies.hedge_delay()
+        hedged, requests = self._hedged, self._requests
+        late: Window | None = None
+        for request, sent in self._sent.items():  # in the order they were sent
+            if sent > due:
+                break  # every later one is younger
+            window = requests[request]
+            if window.offset in hedged:
+                continue
+            # Ordered, the lowest offset is what the consumer waits for; unordered, the oldest.
+            if late is None or (self.ordered and window.offset < late.offset):
+                late = window
+                if not self.ordered:
+                    break
+        if late is None:
+            return None
+        first = next(r for r, w in requests.items() if w.offset == late.offset)
+        hedge = self._next_request
+        self._next_request += 1
+        requests[hedge] = late
+        self._sent[hedge] = now
+        hedged[late.offset] = (first, [first, hedge])
+        self._hedges_pass += 1
+        self.report.hedges += 1
+        return Fetch(hedge, late, hedge=True)
+
+    def _wait(self, limit: int) -> Wait:
+        """Wait for an event, or until the oldest request not hedged is late (when a hedge could go)."""
+        if (
+            self._sent
+            and self._may_hedge()
+            and len(self._requests) < limit
+            and self._failure is None
+            and self._drift_total is None
+        ):
+            delay = self._latencies.hedge_delay()
+            hedged, requests = self._hedged, self._requests
+            for request, sent in self._sent.items():
+                if requests[request].offset not in hedged:
+                    return Wait(sent + delay)
+        return _WAIT
 
     def _hand(self, now: float) -> Hand:
         window, drop = self._page, self._drop
@@ -823,6 +990,8 @@ class ScanMachine(Generic[P]):
     def _cancel(self, requests: Sequence[int]) -> None:
         for request in requests:
             window = self._requests.pop(request)
+            del self._sent[request]
+            self._hedged.pop(window.offset, None)
             self._plan.on_failure(window)  # let go: a discarded guess, or a pass that is over
             self._chores.append(Cancel(request))
 
@@ -868,6 +1037,9 @@ class ScanMachine(Generic[P]):
         self._drift_total = None
         self._plan = self._new_plan()
         self._pass += 1
+        self._hedged.clear()
+        self._hedge_errors.clear()
+        self._hedges_pass, self._hedge_cap = 0, 1
         discard = self.on_drift == "snapshot"
         if discard:
             report = self.report

@@ -39,8 +39,9 @@ from ._errors import (
     MalformedResponseError,
     status_error_class,
 )
-from ._paginate import ListingTotals
+from ._paginate import ListingMemory, ListingTotals
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy, decide, retry_after_from_headers
+from ._scan_machine import Latencies, NoHedgeBudget
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -270,6 +271,10 @@ class CallsInFlight:
         await self._drained.wait()
 
 
+_ONE_ATTEMPT: Final = RetryPolicy(max_attempts=1)
+"""A hedge's policy: it is itself the second try; if it fails, its window's first request still counts."""
+
+
 class Transport:
     """Sends one logical request, with retries, under the client-wide limiter.
 
@@ -290,6 +295,8 @@ class Transport:
         adaptive: AdaptiveLimit,
         rand: Callable[[], float] = random.random,
         totals: ListingTotals | None = None,
+        latencies: ListingMemory[Latencies] | None = None,
+        hedge: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         calls: CallsInFlight | None = None,
     ) -> None:
@@ -310,6 +317,8 @@ class Transport:
         self._rand = rand
         self._urls: dict[str, URL] = {}  # API path -> full URL
         self.totals = ListingTotals() if totals is None else totals
+        self.latencies: ListingMemory[Latencies] = ListingMemory() if latencies is None else latencies
+        self.hedge = hedge  # scans hedge late page requests unless they say otherwise
         self.max_body_size = max_body_size
         self.calls = CallsInFlight() if calls is None else calls
 
@@ -319,6 +328,7 @@ class Transport:
         retry: RetryPolicy | None,
         timeout: aiohttp.ClientTimeout | None,
         max_body_size: int | None = None,
+        hedge: bool | None = None,
     ) -> Transport:
         """A transport sharing this one's session, limiter, budget, adaptive limit and calls in flight."""
         return Transport(
@@ -333,6 +343,8 @@ class Transport:
             adaptive=self.adaptive,
             rand=self._rand,
             totals=self.totals,
+            latencies=self.latencies,
+            hedge=self.hedge if hedge is None else hedge,
             max_body_size=self.max_body_size if max_body_size is None else max_body_size,
             calls=self.calls,
         )
@@ -357,6 +369,7 @@ class Transport:
         on_retry: Callable[[], None] | None = None,
         parse: bool = True,
         credentials: bool = True,
+        hedge: bool = False,
     ) -> Response:
         """Send ``method path`` until it succeeds or the retry policy gives up.
 
@@ -376,6 +389,11 @@ class Transport:
             credentials: Send the ``x-api-key`` and ``x-user-id`` headers
                 (``False`` for an endpoint that needs none: the key is then
                 not sent at all).
+            hedge: A scan's second request for a page whose first is late:
+                sent once (never retried), and only if a slot of the
+                client-wide limit is free now and the retry budget pays for
+                it as for a retry (refunded if it succeeds, as a retry that
+                worked is).
 
         Returns:
             The 2xx response with its parsed JSON body (``None`` if empty),
@@ -391,13 +409,23 @@ class Transport:
                 gets the same).
             ClientClosedError: The client is closed, was closed while the call
                 was in flight, or belongs to another event loop.
+            NoHedgeBudget: ``hedge``, and no slot is free or the retry
+                budget cannot pay: nothing was sent.
         """
         calls = self._calls_open()
+        prepaid: int | None = None
+        if hedge:
+            # A hedge that would wait for a slot of the client-wide limit
+            # would come too late, and the client is busy anyway.
+            if not self.limiter.value or not self.budget.acquire("hedge"):
+                raise NoHedgeBudget
+            prepaid = self.budget.cost("hedge")
+            retry = _ONE_ATTEMPT
         with anyio.CancelScope() as scope:
             calls.add(scope)
             try:
                 return await self._send(
-                    method, path, params, json, idempotent, retry, on_retry, parse, credentials
+                    method, path, params, json, idempotent, retry, on_retry, parse, credentials, prepaid
                 )
             finally:
                 calls.discard(scope)
@@ -424,8 +452,9 @@ class Transport:
         on_retry: Callable[[], None] | None,
         parse: bool,
         credentials: bool,
+        prepaid: int | None = None,
     ) -> Response:
-        """The attempts of :meth:`request`, with their waits."""
+        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took)."""
         policy = retry or self.retry
         url = self._urls.get(path)
         if url is None:
@@ -437,7 +466,7 @@ class Transport:
         headers = self._headers if credentials else self._anonymous_headers
         started = time.monotonic()
         attempt = 0
-        retried_cost: int | None = None
+        retried_cost: int | None = prepaid
         while True:
             attempt += 1
             t0 = time.monotonic()

@@ -34,7 +34,7 @@ from .._export import (
 )
 from .._models import Page
 from .._paginate import ItemScan, PageScan, ScanDriver
-from .._scan_machine import DriftPolicy, Policy, ScanReport, Window
+from .._scan_machine import DriftPolicy, Latencies, Policy, ScanReport, Window
 from .._validate import MAX_PAGE_SIZE, check_choice, check_int
 from ._paths import PATHS
 
@@ -75,12 +75,15 @@ class SnapshotOptions(TypedDict, total=False):
             listing changes under it (>= 0). Default 3.
         on_progress: Called with the live :class:`ScanReport` after each
             page is handed on (keep it quick: it runs in the scan's task).
+        hedge: Send a second request for a page whose request is late
+            (default: the client's ``hedge``, on unless turned off).
     """
 
     page_size: int | None
     concurrency: int | None
     max_restarts: int
     on_progress: Callable[[ScanReport], Any] | None
+    hedge: bool | None
 
 
 class ScanOptions(SnapshotOptions, total=False):
@@ -171,14 +174,20 @@ class ListingQuery(Generic[T]):
         self._which = listing.which(params)
 
     def _request(
-        self, offset: int, count: int | None, on_retry: Callable[[], None] | None, *, parse: bool
+        self,
+        offset: int,
+        count: int | None,
+        on_retry: Callable[[], None] | None,
+        *,
+        parse: bool,
+        hedge: bool = False,
     ) -> Awaitable[Response]:
         query = dict(self._params)
         query["offset"] = offset
         if count is not None:
             query["count"] = count
         return self._transport.request(
-            "GET", self._listing.path, params=query, on_retry=on_retry, parse=parse
+            "GET", self._listing.path, params=query, on_retry=on_retry, parse=parse, hedge=hedge
         )
 
     async def page(self, offset: int, count: int | None) -> Page[T]:
@@ -189,9 +198,9 @@ class ListingQuery(Generic[T]):
         self.saw_total(checked.total)
         return structure_page(checked, listing.items_key, listing.model, method="GET", path=self.path)
 
-    async def fetch(self, window: Window, on_retry: Callable[[], None]) -> bytes:
-        """The body of the answer to ``window`` (a 2xx, after retries), not parsed."""
-        response = await self._request(window.offset, window.count, on_retry, parse=False)
+    async def fetch(self, window: Window, on_retry: Callable[[], None], hedge: bool = False) -> bytes:
+        """The body of the answer to ``window`` (a 2xx, after retries), not parsed (see ``FetchPage``)."""
+        response = await self._request(window.offset, window.count, on_retry, parse=False, hedge=hedge)
         body: bytes = response.data
         return body
 
@@ -202,6 +211,15 @@ class ListingQuery(Generic[T]):
     def saw_total(self, total: int) -> None:
         """Remember the ``total`` a page of this listing reported (``list()`` and scans alike)."""
         self._transport.totals.set(self._which, total)
+
+    def latencies(self) -> Latencies:
+        """The latencies of this listing's answers as this client saw them (kept for the next scans)."""
+        memory = self._transport.latencies
+        latencies = memory.get(self._which)
+        if latencies is None:
+            latencies = Latencies()
+        memory.set(self._which, latencies)  # the most recently used
+        return latencies
 
 
 @attrs.frozen
@@ -215,6 +233,7 @@ class _ScanSettings:
     max_restarts: int
     on_progress: Callable[[ScanReport], Any] | None
     offset: int
+    hedge: bool
 
 
 def _split(
@@ -260,6 +279,11 @@ class ListingResource(Generic[T]):
         check_choice("on_drift", on_drift, ("raise", "restart"))
         if on_progress is not None and not callable(on_progress):
             raise InvalidArgumentError("on_progress", "must be callable")
+        hedge = options.get("hedge")
+        if hedge is None:
+            hedge = self._transport.hedge
+        elif not isinstance(hedge, bool):
+            raise InvalidArgumentError("hedge", f"must be True, False or None, got {hedge!r}")
         return _ScanSettings(
             page_size=(
                 DEFAULT_SCAN_PAGE_SIZE
@@ -276,6 +300,7 @@ class ListingResource(Generic[T]):
             max_restarts=check_int("max_restarts", options.get("max_restarts", 3)),
             on_progress=on_progress,
             offset=check_int("offset", options.get("offset", 0)),
+            hedge=hedge,
         )
 
     def _scan(
@@ -305,6 +330,8 @@ class ListingResource(Generic[T]):
                 on_restart=on_restart,
                 on_progress=settings.on_progress,
                 typed=typed,
+                hedge=settings.hedge,
+                latencies=query.latencies(),
             )
         )
 

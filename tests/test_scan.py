@@ -385,14 +385,14 @@ async def test_a_negative_start_offset_is_refused(client: bt.BetatelClient) -> N
 
 
 def _stray_cancel(
-    fetch: Callable[[Any, Any], Awaitable[bytes]], at: int
-) -> Callable[[Any, Any], Awaitable[bytes]]:
+    fetch: Callable[[Any, Any, bool], Awaitable[bytes]], at: int
+) -> Callable[[Any, Any, bool], Awaitable[bytes]]:
     """``fetch``, except that a window from offset ``at`` on ends in a ``CancelledError`` nobody asked for."""
 
-    async def stray(window: Any, on_retry: Any) -> bytes:
+    async def stray(window: Any, on_retry: Any, hedge: bool) -> bytes:
         if window.offset >= at:
             raise asyncio.CancelledError
-        return await fetch(window, on_retry)
+        return await fetch(window, on_retry, hedge)
 
     return stray
 

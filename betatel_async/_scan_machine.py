@@ -417,7 +417,7 @@ class ScanReport:
         totals_seen: Each distinct ``total`` the server reported, in order.
         total: The ``total`` of the current (or last) pass.
         restarts: Times the scan started over after drift.
-        hedges: Hedged requests sent: a second request for a window whose
+        hedges: Hedges sent: a second request for a window whose
             first had been out longer than the listing's answers usually
             take (see :class:`Latencies`).
         hedges_won: Hedges whose answer came first (the page handed on is theirs).
@@ -770,6 +770,7 @@ class ScanMachine(Generic[P]):
         del self._sent[request]
         if isinstance(error, NoHedgeBudget):  # not sent: hedge no more in this scan
             self._hedging_refused = True
+            self.report.hedges -= 1
         hedged = self._hedged.get(window.offset)
         if hedged is not None:  # a hedged window: it fails only once both requests did
             requests = hedged[1]

@@ -38,6 +38,7 @@ and its generator's ``finally`` runs.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -83,6 +84,8 @@ __all__ = [
 
 T = TypeVar("T")
 V = TypeVar("V")
+
+logger = logging.getLogger("betatel_async")
 
 FetchPage = Callable[[Window, Callable[[], None], bool], Awaitable[bytes]]
 """``fetch(window, on_retry, hedge)``: the body of a 2xx answer to ``window``, not parsed.
@@ -306,13 +309,33 @@ class ScanDriver(Generic[T]):
                     if action.discard and self._on_restart is not None:
                         self._on_restart()
                 elif type(action) is Fail:
+                    self._log("failed", action.error)
                     raise action.error
                 elif type(action) is Done:
+                    self._log("done")
                     if self._on_progress is not None:
                         self._on_progress(self.report)
                     return
         finally:
             await self.stop()
+
+    def _log(self, outcome: str, error: BaseException | None = None) -> None:
+        report = self.report
+        logger.info(
+            "scan GET %s %s: %d items, %d pages, %d requests, %d retries, %d hedges (%d won), "
+            "%d restarts, %.3f s%s",
+            self._path,
+            outcome,
+            report.items,
+            report.pages,
+            report.requests,
+            report.retries,
+            report.hedges,
+            report.hedges_won,
+            report.restarts,
+            report.elapsed,
+            "" if error is None else f" ({type(error).__name__})",
+        )
 
     def _read(self, body: bytes) -> Page[Any]:
         data = decode_json(body, method="GET", path=self._path, status=200) if body else None

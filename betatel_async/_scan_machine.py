@@ -897,6 +897,7 @@ class ScanMachine(Generic[P]):
                 self._page = taken[0]
                 return Read(*taken)
         if self._failure is not None:
+            self.report.elapsed = now - self._started
             self._end = Fail(self._failure)
             return self._end
         if plan.finished:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 
 import anyio
@@ -96,8 +97,11 @@ async def test_hedge_false_sends_each_window_once(sandbox: Sandbox, where: str) 
     assert sorted(offsets) == list(range(0, 200, 10))
 
 
-async def test_the_same_late_page_is_hedged_by_default(sandbox: Sandbox) -> None:
-    """The scenario of the previous test with the defaults: the late page is hedged."""
+async def test_the_same_late_page_is_hedged_by_default(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scenario of the previous test with the defaults: the late page is hedged, and the scan's log line says so."""
+    caplog.set_level(logging.INFO, logger="betatel_async")
     async with make_client(sandbox) as client:
         await client.sims.all(page_size=10)
         offsets = _stall(sandbox, 30, 0.5)
@@ -106,6 +110,10 @@ async def test_the_same_late_page_is_hedged_by_default(sandbox: Sandbox) -> None
     assert got == _iccids(sandbox)
     assert scan.report.hedges >= 1
     assert len(offsets) == 20 + scan.report.hedges
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scan GET")]
+    assert len(lines) == 2  # the first scan's and this one's
+    assert f"{scan.report.hedges} hedges ({scan.report.hedges_won} won)" in lines[-1]
+    assert "200 items, 20 pages" in lines[-1]
 
 
 async def test_no_hedge_when_the_retry_budget_cannot_pay(sandbox: Sandbox) -> None:

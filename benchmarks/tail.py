@@ -225,8 +225,8 @@ def targets(runs: list[Run], scenario: Scenario) -> list[str]:
     else:
         lines.append(f"{DEFAULT}: hedges {share} of pages (target <= 1%)")
         lines.append(
-            f"{DEFAULT}: wall/ideal {wall:.2f} "
-            "(fanout.py's targets with nothing straggling: first scan <= 1.15)"
+            f"{DEFAULT}: wall/ideal {wall:.2f} (no target here; fanout.py's, first scan <= 1.15, "
+            "is for a client whose connections are already open and pages of 100)"
         )
     return lines
 

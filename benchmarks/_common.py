@@ -8,6 +8,7 @@ and ratios computed within each round before taking their median.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -17,10 +18,12 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import Any
 
-from betatel_async.sandbox import DEFAULT_API_KEY, DEFAULT_USER_ID, SandboxData, SimShape
+from betatel_async.sandbox import DEFAULT_API_KEY, DEFAULT_USER_ID, STATS_PATH, SandboxData, SimShape
 
 __all__ = [
     "SandboxProcess",
@@ -108,7 +111,8 @@ class SandboxProcess:
     """A sandbox serving in its own process (``python -m betatel_async.sandbox``), so its CPU is not ours.
 
     Use as a context manager; ``url``, ``api_key`` and ``user_id`` are set on entry.
-    ``cpu_seconds()`` reads the server's user + system CPU time so far (Linux).
+    ``cpu_seconds()`` reads the server's user + system CPU time so far (Linux);
+    ``stats()`` its request counters.
     """
 
     def __init__(self, *args: str) -> None:
@@ -157,3 +161,12 @@ class SandboxProcess:
             return math.nan
         ticks = os.sysconf("SC_CLK_TCK")
         return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+
+    def stats(self) -> dict[str, Any]:
+        """The server's request counters so far, as ``GET /_sandbox/stats`` answers them (see ``SandboxStats``).
+
+        A blocking call: make it between runs, not while one is being timed.
+        """
+        # A plain http:// URL the sandbox printed itself, on loopback.
+        with urllib.request.urlopen(self.url + STATS_PATH, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())  # type: ignore[no-any-return]

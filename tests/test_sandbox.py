@@ -29,6 +29,7 @@ from betatel_async.sandbox import (
     API_PREFIX,
     DEFAULT_API_KEY,
     DEFAULT_USER_ID,
+    STATS_PATH,
     FaultConfig,
     Resource,
     Sandbox,
@@ -140,6 +141,30 @@ async def test_status_needs_no_credentials_and_says_version_and_uptime(sandbox: 
     assert (body["status"], body["version"]) == ("ok", "1.0.4")
     assert type(body["uptime"]) is int
     assert 3600 <= body["uptime"] < 3600 + 60
+
+
+async def test_stats_route_answers_the_counters_without_counting_itself_or_faulting(sandbox: Sandbox) -> None:
+    """What another process reads of a sandbox it started: every request counted, by route, status and fault."""
+    sandbox.config.faults = FaultConfig(script=["503", "slow"], slow_seconds=0)
+    async with aiohttp.ClientSession(sandbox.url, headers=sandbox.headers) as session:
+        assert (await call(session, "GET", "/sim-registries"))[0] == 503
+        for _ in range(2):
+            assert (await call(session, "GET", "/sim-registries"))[0] == 200
+        assert (await call(session, "GET", "/api/v1/status", prefix=""))[0] == 200
+        sandbox.config.faults.rate = 1.0  # every API request would fault now: the stats route is not one
+        async with aiohttp.ClientSession(sandbox.url) as anonymous:  # no credentials needed
+            statuses = [await call(anonymous, "GET", STATS_PATH, prefix="") for _ in range(2)]
+    assert [status for status, _, _ in statuses] == [200, 200]
+    assert statuses[0][1] == statuses[1][1]  # the first read did not count itself
+    assert statuses[0][1] == {
+        "total": 4,
+        "by_route": {"GET sims": 3, "GET status": 1},
+        "by_status": {"200": 3, "503": 1},
+        "faults": {"503": 1, "slow": 1},
+        "in_flight": 0,
+        "max_in_flight": 1,
+    }
+    assert sandbox.stats.total == 4
 
 
 async def test_router_errors_are_json_too(http: aiohttp.ClientSession) -> None:

@@ -12,10 +12,21 @@ truncated or malformed bodies, stalls, a create committed but not answered)::
         sandbox.config.faults.script = ["503", "reset"]  # the next two API requests fail
         sandbox.data.insert_sims(5, at="start")  # every offset shifts by 5
 
-From a shell: ``python -m betatel_async.sandbox --sims 100000 --latency-ms 25``.
+From a shell: ``python -m betatel_async.sandbox --sims 100000 --latency-ms 25``;
+``GET /_sandbox/stats`` (`STATS_PATH`) then answers its request counters
+(`SandboxStats`) as JSON.
 """
 
-from ._app import API_PREFIX, API_VERSION, STATUS_PATH, OnRequest, Sandbox, SandboxStats, create_app
+from ._app import (
+    API_PREFIX,
+    API_VERSION,
+    STATS_PATH,
+    STATUS_PATH,
+    OnRequest,
+    Sandbox,
+    SandboxStats,
+    create_app,
+)
 from ._cli import main
 from ._config import (
     DEFAULT_API_KEY,
@@ -47,6 +58,7 @@ __all__ = [
     "ICCID_PREFIX",
     "PACKAGE_STATUSES",
     "SIM_STATUSES",
+    "STATS_PATH",
     "STATUS_PATH",
     "ActionResponse",
     "FaultConfig",

@@ -30,12 +30,25 @@ from ._config import NO_FAULT, FaultConfig, SandboxConfig, is_status_fault
 from ._data import PACKAGE_STATUSES, Resource, Row, SandboxData, SandboxError
 from ._qr import qr_png
 
-__all__ = ["API_PREFIX", "API_VERSION", "STATUS_PATH", "OnRequest", "Sandbox", "SandboxStats", "create_app"]
+__all__ = [
+    "API_PREFIX",
+    "API_VERSION",
+    "STATS_PATH",
+    "STATUS_PATH",
+    "OnRequest",
+    "Sandbox",
+    "SandboxStats",
+    "create_app",
+]
 
 #: Every API path starts here; only these routes need credentials and get faults.
 API_PREFIX = "/api/v1/esim"
 #: Health check, from the host root, without credentials.
 STATUS_PATH = "/api/v1/status"
+#: The sandbox's own counters (`SandboxStats`) as JSON, from the host root,
+#: without credentials: the only way to read them when the sandbox serves in
+#: another process (``python -m betatel_async.sandbox``). Not part of the API.
+STATS_PATH = "/_sandbox/stats"
 #: The API version the sandbox behaves like, and the ``version`` its status answers.
 API_VERSION = "1.0.4"
 
@@ -55,6 +68,9 @@ _JSON = "application/json"
 @attrs.define
 class SandboxStats:
     """Counters of the requests a sandbox has seen.
+
+    Requests to `STATS_PATH` read these counters and are not counted, so
+    reading them does not change them.
 
     Attributes:
         total: Every request, faulted or not.
@@ -181,7 +197,8 @@ def create_app(config: SandboxConfig | None = None, data: SandboxData | None = N
             ``config.seed``. Passing one lets several apps share it.
 
     Returns:
-        The application, routes under ``/api/v1/esim`` plus ``/api/v1/status``.
+        The application, routes under ``/api/v1/esim`` plus ``/api/v1/status``
+        and the sandbox's counters at ``/_sandbox/stats``.
     """
     if config is None:
         config = SandboxConfig()
@@ -206,6 +223,8 @@ async def _date_header(request: web.Request, response: web.StreamResponse) -> No
 @web.middleware
 async def _middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
     sandbox = request.app[_SANDBOX]
+    if request.match_info.route.name == _STATS_ROUTE:
+        return await handler(request)  # no latency, no fault, not counted: an observer
     stats = sandbox.stats
     stats.total += 1
     stats.by_route[(request.method, request.match_info.route.name or "unmatched")] += 1
@@ -573,6 +592,23 @@ async def _status(request: web.Request) -> web.Response:
     return _json({"status": "ok", "version": API_VERSION, "uptime": int(uptime)})
 
 
+async def _stats(request: web.Request) -> web.Response:
+    stats = request.app[_SANDBOX].stats
+    return _json(
+        {
+            "total": stats.total,
+            "by_route": {f"{method} {name}": n for (method, name), n in sorted(stats.by_route.items())},
+            "by_status": {str(status): n for status, n in sorted(stats.by_status.items())},
+            "faults": dict(sorted(stats.faults.items())),
+            "in_flight": stats.in_flight,
+            "max_in_flight": stats.max_in_flight,
+        }
+    )
+
+
+_STATS_ROUTE = "sandbox_stats"
+
+
 def _routes() -> list[web.RouteDef]:
     """Every path the sandbox serves, in one place.
 
@@ -599,4 +635,5 @@ def _routes() -> list[web.RouteDef]:
         web.get(f"{api}/sim-pcr-profiles/{{iccid}}", _get_pcr_profile, name="pcr_profile"),
         web.put(f"{api}/sim-pcr-profiles/{{iccid}}", _put_pcr_profile, name="pcr_profile"),
         web.get(STATUS_PATH, _status, name="status"),
+        web.get(STATS_PATH, _stats, name=_STATS_ROUTE),
     ]

@@ -108,7 +108,7 @@ class BetatelClient:
             held. Bounds a scan's memory too: at most the look-ahead's pages
             times this.
         hedge: Scans hedge late page requests (default true): a request out
-            much longer than the listing's answers usually take (twice their
+            much longer than the listing's answers usually take (1.5 times their
             95th percentile, at least 20 ms; 1 s before any answer is known)
             gets a second one for the same page, and the first answer wins.
             At most a tenth of a scan's pages, each paid from the retry

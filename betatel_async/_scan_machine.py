@@ -459,7 +459,7 @@ HEDGE_DEFAULT_DELAY: Final = 1.0
 """Seconds a request is out before it is hedged while nothing is known of the listing's latency."""
 HEDGE_FLOOR: Final = 0.02
 """Seconds a request is out at least before it is hedged, however fast the listing answers."""
-HEDGE_MULTIPLIER: Final = 2.0
+HEDGE_MULTIPLIER: Final = 1.5
 """A request is late once it is out this many times the listing's 95th percentile latency."""
 HEDGE_MIN_SAMPLES: Final = 8
 """Answers needed before the percentile is trusted (before: four times the slowest one seen)."""

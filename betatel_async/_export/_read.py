@@ -8,7 +8,7 @@ gives ``unstructure`` of them. A field written differently by two formats
 (a bare reference id in JSON, a struct in Parquet) therefore reads the same.
 
 The format is told by the file's first bytes (``PAR1`` is Parquet, ``{``
-JSON Lines, anything else CSV), the listing by the metadata Parquet files
+or nothing at all JSON Lines, anything else CSV), the listing by the metadata Parquet files
 carry or else by the field names (see :func:`._listings.detect`).
 """
 
@@ -53,7 +53,9 @@ def sniff_format(path: str | os.PathLike[str]) -> ExportFormat:
         raise _error(target, exc.strerror or str(exc)) from exc
     if head == _PARQUET_MAGIC:
         return "parquet"
-    if head.lstrip()[:1] == b"{":
+    # An empty file is the JSON Lines export of an empty listing: CSV has a
+    # header line and Parquet its magic bytes even then.
+    if not head or head.lstrip()[:1] == b"{":
         return "jsonl"
     return "csv"
 

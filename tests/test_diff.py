@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import datetime
 import gc
 import tempfile
 import tracemalloc
@@ -598,3 +599,37 @@ def test_cli_cannot_write_its_output_says_so(states: dict[str, State], tmp_path:
 
 def test_item_change_and_export_diff_are_public_attrs_classes() -> None:
     assert attrs.has(ItemChange) and attrs.has(ExportDiff)
+
+
+# ---------------------------------------------------------------- the README's scheduler example
+
+
+def _readme_block(marker: str) -> str:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```python\n")[1:]
+    return next(block.split("```", 1)[0] for block in blocks if marker in block)
+
+
+def test_the_readme_scheduler_example_exports_today_and_diffs_against_yesterday(tmp_path: Path) -> None:
+    code = _readme_block("async def daily_sims")
+    code = code.replace(
+        "BetatelClient(api_key=KEY, user_id=USER)", "BetatelClient(api_key=KEY, user_id=USER, base_url=BASE)"
+    )
+    assert "base_url=BASE" in code
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+    with ThreadSandbox(SandboxConfig(sims=120, seed=3)) as live:
+        sb = live.sandbox
+        namespace.update(KEY=sb.api_key, USER=sb.user_id, BASE=sb.url)
+        yesterday = datetime.date.today() - datetime.timedelta(days=1)
+        asyncio.run(_export_to(live, tmp_path / f"sims-{yesterday}.parquet"))
+        terminated = [s["iccid"] for s in sb.data.sims_list() if s["sim_status"] != "TERMINATED"][:7]
+        live.in_loop(lambda: [sb.data.update_sim(iccid, sim_status="TERMINATED") for iccid in terminated])
+        rows = dict(asyncio.run(namespace["daily_sims"](str(tmp_path))))
+    assert rows["SIMs that moved to TERMINATED"] == 7
+    assert rows["SIMs changed"] == 7
+
+
+async def _export_to(live: ThreadSandbox, path: Path) -> None:
+    async with _client(live) as client:
+        await client.sims.export(path)

@@ -346,10 +346,13 @@ def test_unreadable_files_are_export_errors_naming_them(tmp_path: Path) -> None:
     good = _write(tmp_path / "good.jsonl", [_sim("1")])
     not_json = tmp_path / "bad.jsonl"
     not_json.write_bytes(b'{"iccid": "1", "sim_status": "IN_SERVICE"}\n{oops\n')
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(b"PAR1 and then no Parquet at all")
     for old, new, culprit in [
         (tmp_path / "missing.jsonl", good, tmp_path / "missing.jsonl"),
         (good, tmp_path, tmp_path),
         (good, not_json, not_json),
+        (damaged, good, damaged),
     ]:
         with pytest.raises(ExportError) as caught:
             diff(old, new)
@@ -560,15 +563,21 @@ def test_cli_writes_the_json_lines_to_a_file_and_the_summary_to_standard_output(
     assert "Packages that moved to ACTIVE" in result.stdout and result.stderr == ""
 
 
-@pytest.mark.parametrize("bad", ["missing", "directory", "not-an-export"])
+@pytest.mark.parametrize("bad", ["missing", "directory", "not-an-export", "truncated-parquet"])
 def test_cli_says_which_file_it_cannot_read_in_one_line(
     states: dict[str, State], tmp_path: Path, bad: str
 ) -> None:
-    path = {"missing": tmp_path / "nope.jsonl", "directory": tmp_path, "not-an-export": tmp_path / "x.jsonl"}[
-        bad
-    ]
+    path = {
+        "missing": tmp_path / "nope.jsonl",
+        "directory": tmp_path,
+        "not-an-export": tmp_path / "x.jsonl",
+        "truncated-parquet": tmp_path / "x.parquet",
+    }[bad]
     if bad == "not-an-export":
         path.write_text('{"hello": "world"}\n')
+    if bad == "truncated-parquet":
+        whole = states["sims"].after["parquet"].read_bytes()
+        path.write_bytes(whole[: len(whole) // 2])
     result = CliRunner().invoke(
         cli, ["diff", str(states["sims"].before["csv"]), str(path)], catch_exceptions=False
     )

@@ -178,13 +178,15 @@ def _csv_objects(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _parquet_listing(path: Path) -> Exported:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ._arrow import listing_in
 
     try:
         schema = pq.read_schema(path)
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
+        # A damaged file is ArrowInvalid (a ValueError), not an OSError.
         raise _error(path, str(exc)) from exc
     listing = listing_in(schema) or detect(schema.names)
     if listing is None:
@@ -193,6 +195,7 @@ def _parquet_listing(path: Path) -> Exported:
 
 
 def _parquet_objects(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ._arrow import rows_from
@@ -201,5 +204,5 @@ def _parquet_objects(path: Path) -> Iterator[dict[str, Any]]:
     try:
         with pq.ParquetFile(path) as file:
             yield from rows_from(listing, file.iter_batches(batch_size=_BATCH_ROWS))
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise _error(path, str(exc)) from exc

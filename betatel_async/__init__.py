@@ -31,7 +31,7 @@ from ._errors import (
     ScanError,
     ServerError,
 )
-from ._export import ExportFormat, ExportOptions, ExportResult
+from ._export import DiffCounts, ExportDiff, ExportFormat, ExportOptions, ExportResult, ItemChange, diff
 from ._models import (
     ActivationType,
     ApiStatus,
@@ -105,11 +105,13 @@ __all__ = [
     "Countries",
     "Country",
     "DataProfile",
+    "DiffCounts",
     "DriftError",
     "DriftPolicy",
     "EuiccProfile",
     "EuiccProfileState",
     "EuiccProfiles",
+    "ExportDiff",
     "ExportError",
     "ExportFormat",
     "ExportOptions",
@@ -121,6 +123,7 @@ __all__ = [
     "Inventories",
     "Inventory",
     "InventoryStatus",
+    "ItemChange",
     "ItemScan",
     "MalformedResponseError",
     "NetworkCounts",
@@ -164,6 +167,7 @@ __all__ = [
     "WalletOwner",
     "WalletType",
     "__version__",
+    "diff",
     "timestamp_to_datetime",
     "unstructure",
 ]

@@ -1,10 +1,11 @@
 """Bulk export of a listing to JSON Lines, CSV or Parquet, and reading an export back. Private.
 
 ``client.<listing>.export()`` runs :func:`run_export`; the CLI's ``export``
-commands call it too. Importing this package does not import pyarrow: only
+commands call it too; :func:`diff` compares two exports. Importing this package does not import pyarrow: only
 asking for Parquet does.
 """
 
+from ._diff import DiffCounts, ExportDiff, ItemChange, diff
 from ._files import CHECKPOINT_SUFFIX, PARTIAL_SUFFIX
 from ._listings import LISTINGS, Exported
 from ._run import CHECKPOINT_INTERVAL, ExportFormat, ExportOptions, ExportResult, check_target, run_export
@@ -14,10 +15,14 @@ __all__ = [
     "CHECKPOINT_SUFFIX",
     "LISTINGS",
     "PARTIAL_SUFFIX",
+    "DiffCounts",
+    "ExportDiff",
     "ExportFormat",
     "ExportOptions",
     "ExportResult",
     "Exported",
+    "ItemChange",
     "check_target",
+    "diff",
     "run_export",
 ]

@@ -8,7 +8,7 @@ gives ``unstructure`` of them. A field written differently by two formats
 (a bare reference id in JSON, a struct in Parquet) therefore reads the same.
 
 The format is told by the file's first bytes (``PAR1`` is Parquet, ``{``
-JSON Lines, anything else CSV), the listing by the metadata Parquet files
+or nothing at all JSON Lines, anything else CSV), the listing by the metadata Parquet files
 carry or else by the field names (see :func:`._listings.detect`).
 """
 
@@ -53,7 +53,9 @@ def sniff_format(path: str | os.PathLike[str]) -> ExportFormat:
         raise _error(target, exc.strerror or str(exc)) from exc
     if head == _PARQUET_MAGIC:
         return "parquet"
-    if head.lstrip()[:1] == b"{":
+    # An empty file is the JSON Lines export of an empty listing: CSV has a
+    # header line and Parquet its magic bytes even then.
+    if not head or head.lstrip()[:1] == b"{":
         return "jsonl"
     return "csv"
 
@@ -176,13 +178,15 @@ def _csv_objects(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _parquet_listing(path: Path) -> Exported:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ._arrow import listing_in
 
     try:
         schema = pq.read_schema(path)
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
+        # A damaged file is ArrowInvalid (a ValueError), not an OSError.
         raise _error(path, str(exc)) from exc
     listing = listing_in(schema) or detect(schema.names)
     if listing is None:
@@ -191,6 +195,7 @@ def _parquet_listing(path: Path) -> Exported:
 
 
 def _parquet_objects(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ._arrow import rows_from
@@ -199,5 +204,5 @@ def _parquet_objects(path: Path) -> Iterator[dict[str, Any]]:
     try:
         with pq.ParquetFile(path) as file:
             yield from rows_from(listing, file.iter_batches(batch_size=_BATCH_ROWS))
-    except OSError as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise _error(path, str(exc)) from exc

@@ -4,7 +4,7 @@
 runs the same. Importing :mod:`betatel_async` never imports this package.
 """
 
-from . import _api_commands  # noqa: F401  (registers its commands on the group)
+from . import _api_commands, _diff  # noqa: F401  (register their commands on the group)
 from ._app import cli, main
 
 __all__ = ["cli", "main"]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Unpack, assert_type
+from collections.abc import Mapping
+from typing import Any, Unpack, assert_type
 
 import betatel_async as bt
 
@@ -88,3 +89,15 @@ async def configures() -> None:
         assert_type(exc.message, str)
     except bt.DriftError as exc:
         assert_type(exc.total_after, int)
+
+
+def uses_diff() -> None:
+    with bt.diff("sims-2024-05-01.parquet", "sims-2024-05-02.jsonl") as changes:
+        assert_type(changes, bt.ExportDiff)
+        assert_type(changes.counts, bt.DiffCounts)
+        assert_type(changes.counts.changed, int)
+        for change in changes.changed:
+            assert_type(change, bt.ItemChange)
+            assert_type(change.fields, Mapping[str, tuple[Any, Any]])
+        assert_type(changes.transitions, Mapping[tuple[str | None, str | None], int])
+        assert_type(changes.summary(), list[tuple[str, int]])

@@ -91,6 +91,26 @@ async def fresh_bare_scan(
         return count, time.perf_counter() - started
 
 
+async def open_connections(
+    clients: tuple[BetatelClient, ...], session: aiohttp.ClientSession, url: str, count: int
+) -> None:
+    """Make sure ``count`` connections are open in the long-lived clients' and session's pools: not timed.
+
+    aiohttp closes a connection idle for 15 s (its connector's default
+    ``keepalive_timeout``), and a round's ``C = 1`` scans keep the others
+    idle for longer than that: without this, a *first* scan after them opens
+    most of its connections anew, like a fresh client.
+    """
+
+    async def get() -> None:
+        async with session.get(url, params={"offset": 0, "count": 1}) as response:
+            await response.read()
+
+    # Concurrent requests each need a connection of their own.
+    lists = [client.sims.list(count=1) for client in clients for _ in range(count)]
+    await asyncio.gather(*lists, *(get() for _ in range(count)))
+
+
 async def timed(run: Callable[[], Awaitable[int]]) -> tuple[int, float]:
     started = time.perf_counter()
     count = await run()
@@ -136,6 +156,7 @@ async def measure(
         )  # the first new client of the process pays imports, caches
         for _ in range(rounds):
             for concurrency in concurrencies:
+                await open_connections((cold, warm), session, url, concurrency)
                 seen = []
                 for cell, run in (
                     (times.fresh, partial(fresh_scan, options, page_size, concurrency)),

@@ -180,6 +180,7 @@ class BetatelClient:
             adaptive=AdaptiveLimit(self._max_concurrency),
             totals=ListingTotals(size=256 if remember_totals else 0),
             max_body_size=body_limit,
+            owns_session=session is None,
         )
         self._parent: BetatelClient | None = None
         self._bind_resources()

@@ -521,6 +521,9 @@ class PageSource(Protocol[T]):
     def saw_total(self, total: int) -> None:
         """Remember the ``total`` a page just reported."""
 
+    async def preconnect(self, count: int) -> None:
+        """Open connections ahead, so that ``count`` requests may go out at once. Never raises."""
+
 
 async def _consume(runner: ScanRunner[T]) -> AsyncGenerator[Page[T]]:
     """The consumer's side of a scan: takes pages from the plan, in order.
@@ -811,6 +814,10 @@ class ScanRunner(Generic[T]):
                     self._scope = tg.cancel_scope
                     for _ in range(self._workers):
                         tg.start_soon(self._work, plan)
+                    if self._workers > 1 and self._source.expected_total() is None:
+                        # The first page goes out alone (it teaches total):
+                        # meanwhile, open the connections the first wave needs.
+                        tg.start_soon(self._source.preconnect, self._workers)
                 if not self._restarting:
                     if not plan.finished and self._failure is None:
                         # Workers return early only on a failure, which is

@@ -192,6 +192,9 @@ class ListingQuery(Generic[T]):
     def saw_total(self, total: int) -> None:
         self._transport.totals.set(self._which, total)
 
+    async def preconnect(self, count: int) -> None:
+        await self._transport.preconnect(count)
+
 
 @attrs.frozen
 class _ScanSettings:

@@ -728,11 +728,12 @@ async def _fill_pool(
       connection to the host is being opened, looking every millisecond
       (aiohttp signals nothing then), at most the connect timeout.
     - ``connect()`` hands out an idle connection before it opens one, so the
-      idle ones are taken out first (handing one out does not suspend).
-    - Every connection had here stays out of the pool until every opener
-      has asked for its own: asyncio runs the openers' first steps (each
-      finds no idle connection and starts opening one) before this task
-      resumes from its checkpoint.
+      idle ones are taken out first (handing one out does not suspend), and
+      go back once every opener has asked for its connection: asyncio runs
+      the openers' first steps (each finds no idle connection and starts
+      opening one) before this task resumes from its checkpoint.
+    - No more are opened than the connector's limits leave room for: an
+      opener never queues for a free slot, ahead of a request.
     """
     connector = session.connector
     if connector is None or connector.closed:
@@ -750,35 +751,32 @@ async def _fill_pool(
         return
     assert counts is not None
     connect_timeout = aiohttp.ClientTimeout(total=None, connect=patience, sock_connect=timeouts.sock_connect)
-    held: list[Connection] = []
-    asking = True
-
-    async def open_one() -> None:
-        connection = await _connect(connector, request, connect_timeout)
-        if connection is not None:
-            if asking:
-                held.append(connection)
-            else:
-                connection.release()  # idle in the pool, for the next request
-
+    taken: list[Connection] = []
     try:
         for _ in range(counts.idle):
             connection = await _connect(connector, request, connect_timeout)
             if connection is not None:
-                held.append(connection)
+                taken.append(connection)
         async with anyio.create_task_group() as openers:
             for _ in range(missing):
-                openers.start_soon(open_one)
+                openers.start_soon(_open_one, connector, request, connect_timeout)
             await anyio.lowlevel.checkpoint()
-            asking = False
-            _release(held)
+            _release(taken)
     finally:
-        _release(held)
+        _release(taken)
 
 
 def _release(connections: list[Connection]) -> None:
     while connections:
         connections.pop().release()
+
+
+async def _open_one(
+    connector: aiohttp.BaseConnector, request: aiohttp.ClientRequest, timeouts: aiohttp.ClientTimeout
+) -> None:
+    connection = await _connect(connector, request, timeouts)
+    if connection is not None:
+        connection.release()  # idle in the pool, for the next request
 
 
 async def _connect(

@@ -154,7 +154,9 @@ async def test_preconnect_opens_the_missing_connections_and_the_next_requests_re
         assert proxy.accepted == 5
 
 
-async def test_preconnect_counts_the_connections_idle_and_in_use(sandbox: Sandbox, proxy: CountingProxy) -> None:
+async def test_preconnect_counts_the_connections_idle_and_in_use(
+    sandbox: Sandbox, proxy: CountingProxy
+) -> None:
     async with client_of(sandbox, proxy.url, max_concurrency=8) as client:
         await requests_at_once(client, sandbox, 2)  # two idle connections
         arrived = asyncio.Event()
@@ -172,7 +174,9 @@ async def test_preconnect_counts_the_connections_idle_and_in_use(sandbox: Sandbo
         assert proxy.accepted == 6
 
 
-async def test_preconnect_opens_none_when_the_pool_holds_enough(sandbox: Sandbox, proxy: CountingProxy) -> None:
+async def test_preconnect_opens_none_when_the_pool_holds_enough(
+    sandbox: Sandbox, proxy: CountingProxy
+) -> None:
     async with client_of(sandbox, proxy.url, max_concurrency=8) as client:
         await requests_at_once(client, sandbox, 4)
         await client._transport.preconnect(3)
@@ -240,14 +244,47 @@ async def test_preconnect_on_a_closed_client_opens_nothing(sandbox: Sandbox, pro
 
 async def test_closing_the_client_ends_a_preconnect_in_flight(sandbox: Sandbox, proxy: CountingProxy) -> None:
     client = client_of(sandbox, proxy.url, max_concurrency=8)
+    ended = anyio.Event()
+
+    async def preconnect() -> None:
+        try:
+            await client._transport.preconnect(8)
+        finally:
+            ended.set()
+
     async with client, anyio.create_task_group() as tg:
-        tg.start_soon(client._transport.preconnect, 8)
+        tg.start_soon(preconnect)
         await anyio.lowlevel.checkpoint()  # under way: its connections are being opened
-        await client.aclose()  # returns once it has ended; nothing left open (warnings are errors)
-    assert client.state is bt.ClientState.CLOSED
+        await client.aclose()
+        assert ended.is_set()  # aclose() returned once it had ended; nothing left open (warnings are errors)
 
 
-async def test_cancelling_a_preconnect_leaves_the_client_working(sandbox: Sandbox, proxy: CountingProxy) -> None:
+async def test_a_request_whose_connection_is_being_opened_goes_before_the_connections_opened_ahead(
+    sandbox: Sandbox, proxy: CountingProxy
+) -> None:
+    """Opening many connections takes the event loop a while: preconnect waits until the request's is open."""
+    in_use_when_open: list[int] = []
+    trace = aiohttp.TraceConfig()
+
+    async def on_connection_create_end(
+        session: aiohttp.ClientSession, context: object, params: object
+    ) -> None:
+        connector = session.connector
+        assert connector is not None
+        in_use_when_open.append(len(connector._acquired))  # the request's own, and any opened ahead
+
+    trace.on_connection_create_end.append(on_connection_create_end)
+    async with client_of(sandbox, proxy.url, max_concurrency=8, trace_configs=[trace]) as client:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.sims.list)
+            tg.start_soon(client._transport.preconnect, 6)
+        await proxy.wait_accepted(6)
+    assert in_use_when_open == [1]
+
+
+async def test_cancelling_a_preconnect_leaves_the_client_working(
+    sandbox: Sandbox, proxy: CountingProxy
+) -> None:
     async with client_of(sandbox, proxy.url, max_concurrency=8) as client:
         with anyio.CancelScope() as scope:
             scope.cancel()
@@ -256,7 +293,9 @@ async def test_cancelling_a_preconnect_leaves_the_client_working(sandbox: Sandbo
         assert sandbox.stats.total == 2
 
 
-async def test_a_caller_supplied_session_gets_no_connections_ahead(sandbox: Sandbox, proxy: CountingProxy) -> None:
+async def test_a_caller_supplied_session_gets_no_connections_ahead(
+    sandbox: Sandbox, proxy: CountingProxy
+) -> None:
     async with (
         aiohttp.ClientSession() as session,
         client_of(sandbox, proxy.url, max_concurrency=8, session=session) as client,

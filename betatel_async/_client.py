@@ -86,7 +86,11 @@ class BetatelClient:
             full jitter); ``RetryPolicy.none()`` disables retries.
         retry_budget: The client-wide retry quota (default: see :class:`RetryBudget`).
         session: An ``aiohttp.ClientSession`` to use. The client does not close
-            it. Its connector must allow ``max_concurrency`` connections.
+            it. Its connector must allow ``max_concurrency`` connections. A
+            scan opens no connection ahead on it (on the client's own
+            session, a scan whose first page must teach ``total`` opens the
+            connections of its first wave while that page is in flight):
+            the session's settings decide how its requests connect.
         allow_insecure_http: Accept an ``http://`` base URL to a non-loopback host.
         trace_configs: ``aiohttp.TraceConfig``\\ s for your own tracing (only
             when the client creates the session).
@@ -192,6 +196,7 @@ class BetatelClient:
             totals=ListingTotals(size=256 if remember_totals else 0),
             hedge=hedge,
             max_body_size=body_limit,
+            owns_session=session is None,
         )
         self._parent: BetatelClient | None = None
         self._bind_resources()

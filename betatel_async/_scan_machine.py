@@ -451,6 +451,10 @@ class ScanReport:
             self.totals_seen.append(total)
 
 
+PRECONNECT_MAX: Final = 16
+"""Most connections a scan has opened ahead of its first wave: the listing may be one page."""
+
+
 # -- hedging --------------------------------------------------------------------------------
 
 HEDGE_FRACTION: Final = 0.1
@@ -538,7 +542,8 @@ class Cancel:
 
 @attrs.frozen(slots=True)
 class Preconnect:
-    """Open ``count`` connections now, so the first wave does not wait for them (a hint)."""
+    """Have ``count`` connections open (the first request's included), so the first wave
+    does not wait for them (a hint: the driver may open fewer)."""
 
     count: int
 
@@ -924,8 +929,8 @@ class ScanMachine(Generic[P]):
         if request == 0 and self._expected is None:
             # The first page teaches total, alone: while it is out, the
             # connections the first wave will use can be opened.
-            wave = min(limit, self.lookahead // self.page_size) - 1
-            if wave > 0:
+            wave = min(limit, self.lookahead // self.page_size, PRECONNECT_MAX)
+            if wave > 1:
                 self._chores.append(Preconnect(wave))
         return Fetch(request, window)
 

@@ -24,9 +24,12 @@ from typing import Any, Final
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 import attrs
 import orjson
 from aiohttp import hdrs
+from aiohttp.client_reqrep import ConnectionKey
+from aiohttp.connector import Connection
 from yarl import URL
 
 from ._converter import decode_json
@@ -299,8 +302,10 @@ class Transport:
         hedge: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         calls: CallsInFlight | None = None,
+        owns_session: bool = False,
     ) -> None:
         self._get_session = get_session
+        self._owns_session = owns_session
         self._base_url = base_url
         self._prefix = base_url.path.rstrip("/")  # a base URL may carry a path prefix
         self._headers = dict(headers)
@@ -347,6 +352,7 @@ class Transport:
             hedge=self.hedge if hedge is None else hedge,
             max_body_size=self.max_body_size if max_body_size is None else max_body_size,
             calls=self.calls,
+            owns_session=self._owns_session,
         )
 
     def url_path(self, path: str) -> str:
@@ -434,6 +440,46 @@ class Transport:
         raise ClientClosedError(
             f"the BetatelClient was closed while {method} {self.url_path(path)} was in flight"
         )
+
+    async def preconnect(self, count: int) -> None:
+        """Make sure ``count`` connections to the API's host are open in the session's pool.
+
+        Counts the pool's connections to the host, idle and in use (one being
+        opened included), and opens the missing ones concurrently, sending
+        nothing on them; they wait idle in the pool for the next requests.
+        Opens none if the pool holds ``count`` already, and never more than
+        the connector's limits leave room for. Takes no slot of the
+        client-wide limit on requests in flight. A scan calls it while its
+        first page is in flight, so that the first wave of requests goes out
+        on open connections.
+
+        Does nothing with a session the caller supplied: its settings (a
+        proxy, ``trust_env``, its connector's class) decide how its requests
+        connect, which this cannot reproduce from outside; a connection opened
+        another way would sit unused. Does nothing either on a closed client,
+        with ``count < 1``, or if aiohttp's pool cannot be read (see
+        :class:`_PoolCounts`). The connections it opens are not reported
+        to the session's ``trace_configs`` (the requests that use them are,
+        as reusing a connection).
+
+        Never raises: a connection that fails to open is let go, and the
+        request that needs one opens it and reports the failure, with its
+        retries. Cancelling it closes the connections still being opened;
+        closing the client cancels it.
+        """
+        if count < 1 or not self._owns_session or self.calls.closed:
+            return
+        try:
+            session = self._get_session()
+        except ClientClosedError:
+            return
+        calls = self.calls
+        with anyio.CancelScope() as scope:
+            calls.add(scope)
+            try:
+                await _fill_pool(session, self._base_url, count, self.timeout)
+            finally:
+                calls.discard(scope)
 
     def _calls_open(self) -> CallsInFlight:
         calls = self.calls
@@ -611,6 +657,141 @@ class Transport:
         message = _cap(self._redact(text))
         cls = status_error_class(status)
         return cls(message, status=status, method=method, path=path, retry_after=retry_after, date=date)
+
+
+@attrs.frozen
+class _PoolCounts:
+    """Connections to one host in an aiohttp connector's pool. Private.
+
+    Attributes:
+        idle: Open and idle, waiting for a request.
+        in_use: Taking part in a request, or being opened for one.
+        opening: Of those in use, the ones still being opened.
+        room: How many more the connector's ``limit`` and ``limit_per_host``
+            let be opened once the idle ones are in use (``None``: no limit).
+    """
+
+    idle: int
+    in_use: int
+    opening: int
+    room: int | None
+
+    @classmethod
+    def read(cls, connector: aiohttp.BaseConnector, key: ConnectionKey) -> _PoolCounts | None:
+        """The counts, or ``None`` if the pool cannot be read.
+
+        aiohttp has no public count of its pool: this reads its private
+        ``_conns`` (idle connections per key) and ``_acquired`` /
+        ``_acquired_per_host`` (connections in use; one being opened is a
+        placeholder there, whose ``transport`` is ``None`` until it is
+        replaced by the open connection), as aiohttp 3.9 to 3.14 keep them.
+        """
+        try:
+            idle = sum(1 for protocol, _ in connector._conns.get(key, ()) if protocol.is_connected())
+            acquired = connector._acquired
+            in_use = connector._acquired_per_host.get(key, ()) if connector.limit_per_host else acquired
+            opening = sum(1 for protocol in in_use if getattr(protocol, "transport", None) is None)
+        except (AttributeError, TypeError, ValueError):
+            return None
+        rooms = []
+        if connector.limit:
+            rooms.append(connector.limit - len(acquired) - idle)
+        if connector.limit_per_host:
+            rooms.append(connector.limit_per_host - len(in_use) - idle)
+        return cls(idle=idle, in_use=len(in_use), opening=opening, room=min(rooms) if rooms else None)
+
+    def missing(self, count: int) -> int:
+        """How many to open so that ``count`` are open (idle or in use), within the room left."""
+        missing = count - self.idle - self.in_use
+        if self.room is not None:
+            missing = min(missing, self.room)
+        return max(missing, 0)
+
+
+_OPENING_POLL: Final = 0.001
+"""Seconds between two looks at the pool while a connection is being opened."""
+
+
+async def _fill_pool(
+    session: aiohttp.ClientSession, base_url: URL, count: int, timeouts: aiohttp.ClientTimeout
+) -> None:
+    """Open connections to ``base_url``'s host until ``count`` are open in ``session``'s pool (see ``preconnect``).
+
+    Strategy: aiohttp's documented ``BaseConnector.connect(request, traces,
+    timeout)`` returns a connection, idle or new, that ``release()`` puts back
+    in the pool. The request is built as the session builds a request of
+    ours (no proxy, default TLS checks), so that the connections are those
+    its requests reuse. Three things keep the count right and the caller's
+    requests first:
+
+    - Opening many connections at once takes the event loop for a few
+      milliseconds: a request whose connection is being opened (a scan's
+      first page) would be sent that much later. So this waits until no
+      connection to the host is being opened, looking every millisecond
+      (aiohttp signals nothing then), at most the connect timeout.
+    - ``connect()`` hands out an idle connection before it opens one, so the
+      idle ones are taken out first (handing one out does not suspend), and
+      go back once every opener has asked for its connection: asyncio runs
+      the openers' first steps (each finds no idle connection and starts
+      opening one) before this task resumes from its checkpoint.
+    - No more are opened than the connector's limits leave room for: an
+      opener never queues for a free slot, ahead of a request.
+    """
+    connector = session.connector
+    if connector is None or connector.closed:
+        return
+    request = aiohttp.ClientRequest(hdrs.METH_GET, base_url, loop=asyncio.get_running_loop())
+    key = request.connection_key
+    patience = timeouts.sock_connect or timeouts.total
+    with anyio.move_on_after(patience):
+        # aiohttp sets no event when a connection is open: look again each millisecond.
+        while (counts := _PoolCounts.read(connector, key)) is not None and counts.opening:  # noqa: ASYNC110
+            await anyio.sleep(_OPENING_POLL)
+    counts = _PoolCounts.read(connector, key)
+    missing = 0 if counts is None else counts.missing(count)
+    if not missing:
+        return
+    assert counts is not None
+    connect_timeout = aiohttp.ClientTimeout(total=None, connect=patience, sock_connect=timeouts.sock_connect)
+    taken: list[Connection] = []
+    try:
+        for _ in range(counts.idle):
+            connection = await _connect(connector, request, connect_timeout)
+            if connection is not None:
+                taken.append(connection)
+        async with anyio.create_task_group() as openers:
+            for _ in range(missing):
+                openers.start_soon(_open_one, connector, request, connect_timeout)
+            await anyio.lowlevel.checkpoint()
+            _release(taken)
+    finally:
+        _release(taken)
+
+
+def _release(connections: list[Connection]) -> None:
+    while connections:
+        connections.pop().release()
+
+
+async def _open_one(
+    connector: aiohttp.BaseConnector, request: aiohttp.ClientRequest, timeouts: aiohttp.ClientTimeout
+) -> None:
+    connection = await _connect(connector, request, timeouts)
+    if connection is not None:
+        connection.release()  # idle in the pool, for the next request
+
+
+async def _connect(
+    connector: aiohttp.BaseConnector, request: aiohttp.ClientRequest, timeouts: aiohttp.ClientTimeout
+) -> Connection | None:
+    """A connection from ``connector`` (idle or new), or ``None`` if none could be had."""
+    try:
+        return await connector.connect(request, [], timeouts)
+    except Exception as exc:  # noqa: BLE001 - opening ahead must never fail the call it serves
+        # The request that needs the connection opens its own, and reports
+        # what fails then (mapped, with its retries).
+        logger.debug("could not open a connection ahead: %s", type(exc).__name__)
+        return None
 
 
 async def close_session(session: aiohttp.ClientSession) -> None:

@@ -3,174 +3,54 @@
 Typed models, concurrent offset pagination that is complete and in order in
 bounded memory, retries with backoff, typed errors, and an embedded sandbox
 server (:mod:`betatel_async.sandbox`) to test against.
+
+Strategy: importing the package imports none of the client until a public
+name is first asked for. pytest loads ``betatel_async.pytest_plugin`` (an
+entry point) in every test run of every project that installs us, and that
+imports this package first; the client (aiohttp, cattrs, the models) takes
+longer to import than pytest itself. The first public name asked for
+(``BetatelClient``, ``from betatel_async import *``, ``dir()``) imports
+``_public``, which holds every public name, and copies them all here, so later
+look-ups are plain attribute reads that never reach ``__getattr__``.
 """
 
+import importlib
 import logging
+import typing
 
-from ._client import DEFAULT_BASE_URL, BetatelClient, ClientState
-from ._converter import unstructure
-from ._errors import (
-    ActionRejectedError,
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BetatelError,
-    ClientClosedError,
-    ConflictError,
-    DriftError,
-    ExportError,
-    InvalidArgumentError,
-    InvalidArgumentTypeError,
-    MalformedResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ScanError,
-    ServerError,
-)
-from ._export import DiffCounts, ExportDiff, ExportFormat, ExportOptions, ExportResult, ItemChange, diff
-from ._models import (
-    ActivationType,
-    ApiStatus,
-    Country,
-    DataProfile,
-    EuiccProfile,
-    EuiccProfileState,
-    Imsi,
-    Inventory,
-    InventoryStatus,
-    Package,
-    PackageStatus,
-    PackageTemplate,
-    PackageTemplateInfo,
-    PackageTemplateStatus,
-    Page,
-    PcrProfile,
-    ProfileReusePolicy,
-    Ref,
-    ReuseType,
-    ServiceProfile,
-    ServiceState,
-    Sim,
-    SimStatus,
-    Throttling,
-    TimeAllowance,
-    TimeUnit,
-    Wallet,
-    WalletMode,
-    WalletOwner,
-    WalletType,
-    timestamp_to_datetime,
-)
-from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport
-from ._resources import (
-    PATHS,
-    Countries,
-    EuiccProfiles,
-    Inventories,
-    Packages,
-    PackageTemplates,
-    PcrProfiles,
-    ScanOptions,
-    Sims,
-    SnapshotOptions,
-)
-from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
-from ._status import HolderStatus, NetworkCounts, SimStatusReport, StatusAccumulator
-from ._types import NOT_GIVEN, NotGiven
-from ._version import __version__
+from ._version import __version__ as __version__
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "NOT_GIVEN",
-    "PATHS",
-    "APIConnectionError",
-    "APIError",
-    "APIStatusError",
-    "APITimeoutError",
-    "ActionRejectedError",
-    "ActivationType",
-    "AdaptiveLimit",
-    "ApiStatus",
-    "AuthenticationError",
-    "BadRequestError",
-    "BetatelClient",
-    "BetatelError",
-    "ClientClosedError",
-    "ClientState",
-    "ConflictError",
-    "Countries",
-    "Country",
-    "DataProfile",
-    "DiffCounts",
-    "DriftError",
-    "DriftPolicy",
-    "EuiccProfile",
-    "EuiccProfileState",
-    "EuiccProfiles",
-    "ExportDiff",
-    "ExportError",
-    "ExportFormat",
-    "ExportOptions",
-    "ExportResult",
-    "HolderStatus",
-    "Imsi",
-    "InvalidArgumentError",
-    "InvalidArgumentTypeError",
-    "Inventories",
-    "Inventory",
-    "InventoryStatus",
-    "ItemChange",
-    "ItemScan",
-    "MalformedResponseError",
-    "NetworkCounts",
-    "NotFoundError",
-    "NotGiven",
-    "Package",
-    "PackageStatus",
-    "PackageTemplate",
-    "PackageTemplateInfo",
-    "PackageTemplateStatus",
-    "PackageTemplates",
-    "Packages",
-    "Page",
-    "PageScan",
-    "PcrProfile",
-    "PcrProfiles",
-    "PermissionDeniedError",
-    "ProfileReusePolicy",
-    "RateLimitError",
-    "Ref",
-    "RetryBudget",
-    "RetryPolicy",
-    "ReuseType",
-    "ScanError",
-    "ScanOptions",
-    "ScanReport",
-    "ServerError",
-    "ServiceProfile",
-    "ServiceState",
-    "Sim",
-    "SimStatus",
-    "SimStatusReport",
-    "Sims",
-    "SnapshotOptions",
-    "StatusAccumulator",
-    "Throttling",
-    "TimeAllowance",
-    "TimeUnit",
-    "Wallet",
-    "WalletMode",
-    "WalletOwner",
-    "WalletType",
-    "__version__",
-    "diff",
-    "timestamp_to_datetime",
-    "unstructure",
-]
+if typing.TYPE_CHECKING:
+    from ._public import *  # noqa: F403 - the public names, as type checkers and IDEs see them
+    from ._public import __all__ as __all__
+else:
+    # Defined for the interpreter only: a module __getattr__ seen by a type
+    # checker makes every attribute of the package valid (typos included).
+    def _load_public_names() -> list[str]:
+        public = importlib.import_module("._public", __name__)
+        names: list[str] = public.__all__
+        namespace = globals()
+        for name in names:
+            namespace[name] = getattr(public, name)
+        namespace["__all__"] = names
+        return names
+
+    def __getattr__(name: str) -> object:
+        # Private and dunder names are never public ones: answering them without
+        # the import keeps probes such as pytest's and inspect's (__wrapped__,
+        # __file__ checks) from loading the client.
+        if name.startswith("_") and name != "__all__":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        names = _load_public_names()
+        if name == "__all__":
+            return names
+        if name in names:
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(_load_public_names()))
+
 
 # The logging HOWTO's rule for libraries: without it, an application that set
 # up no logging gets every retry's WARNING printed on stderr by logging's

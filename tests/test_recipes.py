@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import ModuleType
 
 import aiohttp
 import anyio
+import httpx
 import pytest
 from aiohttp import web
+from asgi_lifespan import LifespanManager
 
 import betatel_async as bt
 from betatel_async.sandbox import Sandbox, SandboxConfig, serve
+
+from ._readme import python_block
 
 pytestmark = pytest.mark.anyio
 
@@ -75,6 +81,50 @@ async def test_recipe_web_app_shares_one_client(sandbox: Sandbox, monkeypatch: p
         await runner.cleanup()
     assert all(b["id"] == pkg["id"] for b in bodies)
     assert all(r.status == 200 for r in answers)
+
+
+# --- recipe: one client for a FastAPI app's lifetime ---------------------------------
+
+
+def _readme_module(code: str, path: Path) -> ModuleType:
+    """``code`` imported as a module of its own, as a reader's ``app.py`` would be."""
+    path.write_text(code, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_recipe_fastapi_app_shares_one_client_and_answers_404(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BETATEL_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("BETATEL_USER_ID", sandbox.user_id)
+    monkeypatch.setenv("BETATEL_BASE_URL", sandbox.url)
+    recipe = _readme_module(python_block("Recipes", "FastAPI("), tmp_path / "fastapi_recipe.py")
+    iccids = [s["iccid"] for s in sandbox.data.sims_list()[:20]]
+    unknown = "8999000000000000000"  # 19 digits: a well-formed ICCID the sandbox does not have
+    async with LifespanManager(recipe.app) as manager:
+        client = recipe.app.state.betatel
+        assert client.state is bt.ClientState.OPEN
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app.test") as http:
+            answers = await asyncio.gather(*(http.get(f"/sims/{iccid}") for iccid in iccids))
+            missing = await http.get(f"/sims/{unknown}")
+            malformed = await http.get("/sims/not-an-iccid")
+        assert recipe.app.state.betatel is client  # the same client served every request
+    assert client.state is bt.ClientState.CLOSED  # the lifespan closed it when the app stopped
+    assert [a.status_code for a in answers] == [200] * len(iccids)
+    assert [a.json()["iccid"] for a in answers] == iccids
+    assert [a.json()["sim_status"] for a in answers] == [
+        s["sim_status"] for s in sandbox.data.sims_list()[:20]
+    ]
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not Found"})
+    assert malformed.status_code == 422
+    assert "iccid" in malformed.json()["detail"]
+    assert sandbox.api_key not in malformed.text
+    assert sandbox.stats.by_route[("GET", "sim")] == len(iccids) + 1  # the malformed one sent nothing
 
 
 # --- recipe: a worker pulling ICCIDs from a queue -----------------------------------

@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 import betatel_async as bt
+from betatel_async._scan_machine import PRECONNECT_MAX
 from betatel_async._status import SimStatusReport, StatusAccumulator
 from betatel_async.sandbox import FaultConfig, Sandbox, SandboxConfig, serve
 
@@ -303,18 +304,21 @@ async def test_status_counts_the_final_listing_after_drift_by_starting_over(
 # -- bounds on the scan's own tasks --------------------------------------------------------------
 
 
-async def _tasks_added_during_a_scan(client: bt.BetatelClient, sandbox: Sandbox) -> int:
-    """The most tasks alive beyond those before the scan, sampled from inside an ``iter()`` of every SIM.
+async def _tasks_during_a_scan(client: bt.BetatelClient, sandbox: Sandbox) -> tuple[int, int]:
+    """The most workers of the scan, and the most tasks alive beyond those before the scan,
+    sampled from inside an ``iter()`` of every SIM.
 
     Sampled as the server handles each request, as each page is handed on
     (``on_progress``) and in the loop body.
     """
     before = len(asyncio.all_tasks())
-    most = 0
+    most_workers = most_tasks = 0
 
     def sample(*_: object) -> None:
-        nonlocal most
-        most = max(most, len(asyncio.all_tasks()) - before)
+        nonlocal most_workers, most_tasks
+        alive = asyncio.all_tasks()
+        most_tasks = max(most_tasks, len(alive) - before)
+        most_workers = max(most_workers, sum(1 for t in alive if "ScanDriver._work" in repr(t.get_coro())))
 
     sandbox.on_request = sample
     scan = client.sims.iter(concurrency=client.max_concurrency, on_progress=sample)
@@ -325,19 +329,25 @@ async def _tasks_added_during_a_scan(client: bt.BetatelClient, sandbox: Sandbox)
             got.append(sim.iccid)
     assert got == _iccids(sandbox)
     assert scan.report.requests == 1
-    return most
+    return most_workers, most_tasks
 
 
 async def test_a_huge_concurrency_on_a_tiny_listing_starts_no_more_tasks_than_windows() -> None:
-    """max_concurrency 200,000 on 3 SIMs: one window to fetch, so a handful of tasks, not one per slot.
+    """max_concurrency 200,000 on 3 SIMs: one window to fetch, so one worker, and a handful of tasks.
 
-    The bound allows the window's worker, the scan's supervisor and the
-    loopback server's own tasks; it counts no time.
+    Besides the window's worker, the tasks counted are the loopback server's
+    own and, for a fresh listing, those opening the first wave's connections
+    ahead (at most ``PRECONNECT_MAX`` connections, whatever the concurrency,
+    a few tasks each between client and server); it counts no time.
     """
     async with serve(SandboxConfig(sims=3, seed=1)) as sandbox:
         async with _client(sandbox.url, max_concurrency=200_000) as client:
-            assert await _tasks_added_during_a_scan(client, sandbox) <= 1 + 8  # a fresh listing
-            assert await _tasks_added_during_a_scan(client, sandbox) <= 1 + 8  # its total remembered
+            workers, tasks = await _tasks_during_a_scan(client, sandbox)  # a fresh listing
+            assert workers == 1
+            assert tasks <= 1 + 8 + 3 * PRECONNECT_MAX
+            workers, tasks = await _tasks_during_a_scan(client, sandbox)  # its total remembered
+            assert workers == 1
+            assert tasks <= 1 + 8
 
 
 # -- a short-page server, offsets checked ------------------------------------------------------

@@ -35,7 +35,7 @@ P = ParamSpec("P")
 
 
 @final
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, repr=False)
 class RawResponse(Generic[T]):
     """The HTTP answer behind a call, and the call's result.
 
@@ -70,6 +70,13 @@ class RawResponse(Generic[T]):
     def request_id(self) -> str | None:
         """The server's id of the request: the first non-empty ``X-Request-Id`` or ``Request-Id`` header, else ``None``."""
         return request_id_of(self.headers)
+
+    def __repr__(self) -> str:
+        # Neither headers nor body: a server may echo what it was sent.
+        return (
+            f"RawResponse(status={self.status}, request_id={self.request_id!r}, "
+            f"attempts={self.attempts}, elapsed={self.elapsed:.3f}, content=<{len(self.content)} bytes>)"
+        )
 
     def parse(self) -> T:
         """The call's result: for ``with_raw_response`` the very object the plain call returns.

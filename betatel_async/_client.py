@@ -31,7 +31,7 @@ from ._resources import (
     PcrProfiles,
     Sims,
 )
-from ._response import RawResponse, json_parser
+from ._response import RawResponse, json_parser, raw_response
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
 from ._transport import DEFAULT_MAX_BODY_SIZE, Transport, close_session, merge_headers
 from ._validate import (
@@ -418,18 +418,11 @@ class BetatelClient:
             parse=False,
             headers=extra,
         )
-        full_path = transport.url_path(path)
-        return RawResponse(
-            status=response.status,
-            headers=response.headers,
-            content=response.content,
-            attempts=response.attempts,
-            elapsed=response.elapsed,
-            parse=json_parser(
-                response.content,
-                functools.partial(decode_json, method=verb, path=full_path, status=response.status),
-            ),
+        decode = functools.partial(
+            decode_json, method=verb, path=transport.url_path(path), status=response.status
         )
+        parse = json_parser(response.content, decode)
+        return raw_response(response, parse, attempts=response.attempts, elapsed=response.elapsed)
 
     @classmethod
     def from_env(cls, **options: object) -> BetatelClient:

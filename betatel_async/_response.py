@@ -28,7 +28,15 @@ from ._errors import request_id_of
 if TYPE_CHECKING:
     from ._transport import Response
 
-__all__ = ["RawResponse", "Recording", "raw_method", "record_answer", "record_failure"]
+__all__ = [
+    "RawResponse",
+    "Recording",
+    "json_parser",
+    "raw_method",
+    "raw_response",
+    "record_answer",
+    "record_failure",
+]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -90,6 +98,20 @@ class RawResponse(Generic[T]):
         return self._parse()
 
 
+def raw_response(
+    answer: Response, parse: Callable[[], T], *, attempts: int, elapsed: float
+) -> RawResponse[T]:
+    """The :class:`RawResponse` of a call whose result came from ``answer``."""
+    return RawResponse(
+        status=answer.status,
+        headers=answer.headers,
+        content=answer.content,
+        attempts=attempts,
+        elapsed=elapsed,
+        parse=parse,
+    )
+
+
 class Recording:
     """The answers of one call made through ``with_raw_response``. Private.
 
@@ -143,14 +165,8 @@ def raw_method(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[RawRe
         answer = recording.answer
         if answer is None:  # every method of the raw view returns only after an answer
             raise RuntimeError(f"{method.__qualname__} returned without an answer to record")
-        return RawResponse(
-            status=answer.status,
-            headers=answer.headers,
-            content=answer.content,
-            attempts=recording.attempts,
-            elapsed=time.monotonic() - started,
-            parse=functools.partial(_given, result),
-        )
+        parse = functools.partial(_given, result)
+        return raw_response(answer, parse, attempts=recording.attempts, elapsed=time.monotonic() - started)
 
     functools.update_wrapper(call, method, assigned=("__module__", "__name__", "__qualname__"))
     call.__doc__ = f"``{method.__qualname__}``, returning the call's :class:`RawResponse`."

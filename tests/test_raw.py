@@ -513,7 +513,8 @@ async def test_an_error_carries_the_answer_with_the_key_redacted() -> None:
     async def echo(request: web.Request) -> web.Response:
         key = request.headers["x-api-key"]
         form = request.path.rsplit("/", 1)[-1]
-        headers = {"X-Request-Id": "req-42", "X-Echo": f"seen {key.upper()}"}
+        # Both ids: X-Request-Id is the one read.
+        headers = {"Request-Id": "other", "X-Request-Id": "req-42", "X-Echo": f"seen {key.upper()}"}
         if form == "json":
             payload = {
                 "message": f"bad key {key}",

@@ -390,6 +390,23 @@ async def test_a_bad_path_is_refused_before_any_request(
     assert sandbox.stats.total == 0
 
 
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("api/x", "must start with '/'"),
+        ("//evil.example/x", "another host"),
+        ("/x\r\nX-Injected: 1", "CR, LF"),
+        ("/x?y=1", "params="),
+        ("/x/../y", "'..'"),
+        ("/x%2Fy", "escaped '/'"),
+        ("/x y", "percent-encode"),
+    ],
+)
+async def test_a_bad_path_says_why(client: bt.BetatelClient, path: str, why: str) -> None:
+    with pytest.raises(bt.InvalidArgumentError, match=re.escape(why)):
+        await client.request("GET", path)
+
+
 BAD_HEADERS: list[dict[str, Any]] = [
     {"x-api-key": "other"},  # the SDK's own credentials
     {"X-API-KEY": "other"},
@@ -481,11 +498,21 @@ async def test_defaults_go_with_every_call_and_the_calls_own_params_win(sandbox:
     assert len(queries) == 1 + 1 + 2
 
 
+async def test_a_view_sets_its_default_query_over_the_clients(sandbox: Sandbox) -> None:
+    queries: list[dict[str, str]] = []
+    sandbox.on_request = lambda method, path, query: queries.append(query)
+    async with make_client(sandbox, default_query={"lang": "en", "v": 1}) as client:
+        await client.with_options(default_query={"lang": "fr", "region": "eu"}).api_status()
+        await client.api_status()
+    assert queries == [{"lang": "fr", "v": "1", "region": "eu"}, {"lang": "en", "v": "1"}]
+
+
 async def test_default_headers_go_with_every_call_and_views_merge_them() -> None:
     seen: list[dict[str, str]] = []
 
     async def record(request: web.Request) -> web.Response:
-        seen.append({k.lower(): v for k, v in request.headers.items()})
+        # A header set twice (in two letter cases) would show as two values joined.
+        seen.append({k.lower(): ", ".join(request.headers.getall(k)) for k in request.headers})
         return web.json_response({"status": "ok", "version": "1.0.4", "uptime": 1})
 
     async with web_server(record) as url:

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import copy
 import enum
+import functools
 import os
 import platform
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Any, Final, Self
 
 import aiohttp
 import anyio
+import orjson
 
-from ._converter import decode_model
+from ._converter import decode_json, decode_model
 from ._errors import ClientClosedError, InvalidArgumentError, InvalidArgumentTypeError
 from ._models import ApiStatus
 from ._paginate import ListingTotals
+from ._raw_view import BetatelClientWithRawResponse
 from ._resources import (
     PATHS,
     Countries,
@@ -27,9 +31,18 @@ from ._resources import (
     PcrProfiles,
     Sims,
 )
+from ._response import RawResponse, json_parser, raw_response
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
-from ._transport import DEFAULT_MAX_BODY_SIZE, Transport, close_session
-from ._validate import check_base_url, check_credential, check_int, check_positive_float
+from ._transport import DEFAULT_MAX_BODY_SIZE, Transport, close_session, merge_headers
+from ._validate import (
+    check_api_path,
+    check_base_url,
+    check_credential,
+    check_headers,
+    check_int,
+    check_positive_float,
+    check_query,
+)
 from ._version import __version__
 
 __all__ = ["DEFAULT_BASE_URL", "BetatelClient", "ClientState"]
@@ -40,6 +53,11 @@ USER_AGENT: Final = (
     f"betatel-async/{__version__} aiohttp/{aiohttp.__version__} "
     f"{platform.python_implementation()}/{platform.python_version()}"
 )
+
+
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+"""RFC 9110's idempotent methods: repeating one does what doing it once does."""
 
 
 class ClientState(enum.Enum):
@@ -118,6 +136,14 @@ class BetatelClient:
             At most a tenth of a scan's pages, each paid from the retry
             budget as a retry is, each taking a slot of ``max_concurrency``.
             A scan may say otherwise (``hedge=``).
+        default_headers: Headers sent with every request, for what the SDK
+            does not know yet (names are tokens, values ASCII strings without
+            CR or LF). One may replace a header the SDK sets (``Accept``,
+            ``User-Agent``), never the credentials (``x-api-key``,
+            ``x-user-id``) nor ``Content-Length``/``Transfer-Encoding``.
+        default_query: Query parameters sent with every request (values
+            strings or ints); a call's own parameters (``offset``, a filter)
+            win over them.
 
     Raises:
         InvalidArgumentError: A bad value (named); credentials are never echoed.
@@ -141,6 +167,8 @@ class BetatelClient:
         remember_totals: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         hedge: bool = True,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str | int] | None = None,
     ) -> None:
         self._api_key = _Secret(check_credential("api_key", api_key))
         self._user_id = check_credential("user_id", user_id)
@@ -175,17 +203,15 @@ class BetatelClient:
         self._state = ClientState.UNOPENED
         self._loop: asyncio.AbstractEventLoop | None = None  # the event loop of the session
         self._timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect)
+        self._default_headers = (
+            {} if default_headers is None else check_headers("default_headers", default_headers)
+        )
+        self._default_query = {} if default_query is None else check_query("default_query", default_query)
         self._transport = Transport(
             get_session=self._get_session,
             base_url=self._base_url,
-            headers={
-                "x-api-key": self._api_key.value,
-                "x-user-id": self._user_id,
-                "Accept": "application/json",
-                # The API documents Content-Type on every call, GETs included.
-                "Content-Type": "application/json",
-                "User-Agent": USER_AGENT,
-            },
+            headers=self._headers(),
+            query=self._default_query,
             secret=self._api_key.value,
             timeout=self._timeout,
             retry=retry or RetryPolicy(),
@@ -200,6 +226,18 @@ class BetatelClient:
         )
         self._parent: BetatelClient | None = None
         self._bind_resources()
+
+    def _headers(self) -> dict[str, str]:
+        """Every request's headers: the SDK's, then ``default_headers`` over them."""
+        sdk = {
+            "x-api-key": self._api_key.value,
+            "x-user-id": self._user_id,
+            "Accept": "application/json",
+            # The API documents Content-Type on every call, GETs included.
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        return merge_headers(sdk, self._default_headers)
 
     def _bind_resources(self) -> None:
         self.inventories = Inventories(self._transport, self._max_concurrency)
@@ -240,6 +278,8 @@ class BetatelClient:
         connect_timeout: float | None = None,
         max_body_size: int | None = None,
         hedge: bool | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str | int] | None = None,
     ) -> BetatelClient:
         """A view of this client with other per-call options, e.g. for one call::
 
@@ -256,6 +296,11 @@ class BetatelClient:
             max_body_size: Largest response body in bytes (default: this client's).
             hedge: Whether scans through the view hedge late page requests
                 (default: this client's).
+            default_headers: Headers set over this client's ``default_headers``
+                (a name given replaces this client's value), checked as the
+                constructor's.
+            default_query: Query parameters set over this client's
+                ``default_query``, likewise.
         """
         if hedge is not None and not isinstance(hedge, bool):
             raise InvalidArgumentTypeError("hedge", "expected a bool")
@@ -272,15 +317,117 @@ class BetatelClient:
                 ),
             )
         body_limit = None if max_body_size is None else check_int("max_body_size", max_body_size, minimum=1)
+        extra_headers = None if default_headers is None else check_headers("default_headers", default_headers)
+        extra_query = None if default_query is None else check_query("default_query", default_query)
         view = copy.copy(self)
+        view.__dict__.pop("with_raw_response", None)  # the parent's, bound to the parent's resources
         view._parent = self._parent or self
         view._owns_session = False
+        if extra_headers is not None:
+            view._default_headers = merge_headers(self._default_headers, extra_headers)
+        if extra_query is not None:
+            view._default_query = {**self._default_query, **extra_query}
         view._transport = self._transport.evolve(
-            retry=retry, timeout=client_timeout, max_body_size=body_limit, hedge=hedge
+            retry=retry,
+            timeout=client_timeout,
+            max_body_size=body_limit,
+            hedge=hedge,
+            headers=None if extra_headers is None else view._headers(),
+            query=None if extra_query is None else view._default_query,
         )
         view._timeout = view._transport.timeout
         view._bind_resources()
         return view
+
+    @functools.cached_property
+    def with_raw_response(self) -> BetatelClientWithRawResponse:
+        """This client's single-request methods, each returning a :class:`~betatel_async.RawResponse`::
+
+            raw = await client.with_raw_response.sims.get(iccid)
+            print(raw.status, raw.request_id, raw.headers.get("Date"))
+            sim = raw.parse()  # the Sim that client.sims.get(iccid) returns
+
+        Every ``list``, ``get``, ``create``, ``activate``, ``terminate``,
+        ``update``, ``qr_code`` and ``api_status``; not the scans. The call
+        runs as the plain one (checks, retries, read-backs, decoding) and
+        raises what it raises. Shares everything with this client; combine
+        with options as ``client.with_options(...).with_raw_response``.
+        """
+        return BetatelClientWithRawResponse(self)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | float] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse[Any]:
+        """Send any request to the API, for an endpoint the SDK does not model (yet)::
+
+            raw = await client.request("GET", "/api/v1/esim/countries", params={"count": 10})
+            countries = raw.parse()["countries"]
+
+        With the client's credentials, ``default_headers`` and
+        ``default_query``, concurrency limit, timeouts, retry policy and
+        logging. Retried as the policy says only for an idempotent method
+        (GET, HEAD, PUT, DELETE, OPTIONS); a POST or PATCH is sent once, unless
+        the connection could not even be opened. Redirects are not followed.
+
+        Args:
+            method: ``GET``, ``HEAD``, ``POST``, ``PUT``, ``PATCH``, ``DELETE``
+                or ``OPTIONS`` (any letter case).
+            path: The path below the base URL (its prefix, if any, is put in
+                front), starting with ``/`` and percent-encoded, without query
+                or fragment: no ``..`` segment, no other host, no CR or LF.
+            params: Query parameters (strings, ints or floats), over ``default_query``.
+            json: A body to send as JSON (``None``: no body).
+            headers: Headers for this request, over the client's; not the
+                credentials (``x-api-key``, ``x-user-id``).
+
+        Returns:
+            The answer: ``.status``, ``.headers``, ``.request_id``,
+            ``.content``, ``.attempts``, ``.elapsed``; ``.parse()`` parses
+            the body as JSON (``None`` when empty).
+
+        Raises:
+            InvalidArgumentError: A bad method, path, params or headers
+                (named), before any request.
+            InvalidArgumentTypeError: A bad type, or ``json`` that cannot be
+                sent as JSON, before any request.
+            APIStatusError: A 3xx, 4xx or 5xx answer, as its subclass
+                (``NotFoundError`` ...), as in every call.
+            APIConnectionError: No usable answer.
+        """
+        if not isinstance(method, str):
+            raise InvalidArgumentTypeError("method", f"expected a string, got {type(method).__name__}")
+        verb = method.upper()
+        if verb not in _METHODS:
+            raise InvalidArgumentError("method", f"must be one of {', '.join(sorted(_METHODS))}")
+        check_api_path("path", path)
+        query = None if params is None else check_query("params", params, floats=True)
+        extra = None if headers is None else check_headers("headers", headers)
+        if json is not None:
+            try:
+                orjson.dumps(json)
+            except orjson.JSONEncodeError as exc:
+                raise InvalidArgumentTypeError("json", f"cannot be sent as JSON: {exc}") from None
+        transport = self._transport
+        response = await transport.request(
+            verb,
+            path,
+            params=query,
+            json=json,
+            idempotent=verb in _IDEMPOTENT_METHODS,
+            parse=False,
+            headers=extra,
+        )
+        decode = functools.partial(
+            decode_json, method=verb, path=transport.url_path(path), status=response.status
+        )
+        parse = json_parser(response.content, decode)
+        return raw_response(response, parse, attempts=response.attempts, elapsed=response.elapsed)
 
     @classmethod
     def from_env(cls, **options: object) -> BetatelClient:

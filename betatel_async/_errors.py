@@ -27,13 +27,19 @@ reacts differently::
     └── ExportError                                 an export's file cannot be written, or resumed
 
 No exception carries request headers, so the API key never appears in ``str``,
-``repr``, a traceback or a pickled exception: text from the server has the key
-redacted (in any letter case) before it is cut to 500 characters, and aiohttp's
-exceptions, which hold the request's headers, are never chained (an
+``repr``, a traceback or a pickled exception: text from the server (a message,
+an error's ``body``, the values of the response ``headers`` an error keeps) has
+the key redacted (in any letter case) before it is cut to 500 characters, and
+aiohttp's exceptions, which hold the request's headers, are never chained (an
 ``APIConnectionError``'s ``__cause__`` is a text summary of one).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = [
     "APIConnectionError",
@@ -56,8 +62,26 @@ __all__ = [
     "RateLimitError",
     "ScanError",
     "ServerError",
+    "request_id_of",
     "status_error_class",
 ]
+
+REQUEST_ID_HEADERS: Final = ("X-Request-Id", "Request-Id")
+"""The headers that may carry the server's id of a request, in the order they are looked up."""
+
+
+def request_id_of(headers: Mapping[str, str] | None) -> str | None:
+    """The first non-empty ``X-Request-Id`` or ``Request-Id`` in ``headers`` (any letter case), else ``None``.
+
+    Shared by :attr:`APIError.request_id` and ``RawResponse.request_id``.
+    """
+    if headers is None:
+        return None
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
 
 
 class BetatelError(Exception):
@@ -112,13 +136,44 @@ class APIError(BetatelError):
         method: HTTP method of the failed request (``"GET"``, ``"POST"``).
         path: URL path of the request, without query string or host.
         attempts: How many attempts were made before giving up (1 = no retry).
+        body: What the server answered, when the error is about an answer
+            (an error status, a success body that is not JSON): the parsed
+            JSON if the body's text is at most 500 characters, else its text
+            cut to 500 characters; the API key redacted in every string either
+            way. ``None`` when no body was read (no answer, a body past
+            ``max_body_size``) or it was empty.
+        headers: The response's headers (read-only, case-insensitive, values
+            with the key redacted), or ``None`` when there was no response.
+            Never the request's headers.
     """
 
-    def __init__(self, message: str, *, method: str = "", path: str = "", attempts: int = 1) -> None:
+    body: Any
+    headers: CIMultiDictProxy[str] | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        attempts: int = 1,
+        body: Any = None,
+        headers: CIMultiDictProxy[str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.attempts = attempts
+        self.body = body
+        self.headers = headers
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's id of the failed request: its ``X-Request-Id`` (else ``Request-Id``) header, or ``None``.
+
+        Quote it when asking the API's support about a failure.
+        """
+        return request_id_of(self.headers)
 
     def __str__(self) -> str:
         text = super().__str__()
@@ -127,13 +182,19 @@ class APIError(BetatelError):
         return f"{text}{where}{tries}"
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild, (type(self), self.args, self.__dict__))
+        state = dict(self.__dict__)
+        if self.headers is not None:  # a proxy does not pickle; the dict under it does
+            state["headers"] = CIMultiDict(self.headers)
+        return (_rebuild, (type(self), self.args, state))
 
 
 def _rebuild(cls: type[BaseException], args: tuple[object, ...], state: dict[str, object]) -> BaseException:
     """Unpickle an exception without calling its ``__init__`` (keyword-only arguments)."""
     exc = cls.__new__(cls)
     exc.args = args
+    headers = state.get("headers")
+    if isinstance(headers, CIMultiDict):
+        state = {**state, "headers": CIMultiDictProxy(headers)}
     exc.__dict__.update(state)
     return exc
 
@@ -186,8 +247,10 @@ class MalformedResponseError(APIError):
         method: str = "",
         path: str = "",
         attempts: int = 1,
+        body: Any = None,
+        headers: CIMultiDictProxy[str] | None = None,
     ) -> None:
-        super().__init__(message, method=method, path=path, attempts=attempts)
+        super().__init__(message, method=method, path=path, attempts=attempts, body=body, headers=headers)
         self.json_path = json_path
         self.status = status
 
@@ -213,8 +276,17 @@ class APIStatusError(APIError):
         attempts: int = 1,
         retry_after: float | None = None,
         date: str | None = None,
+        body: Any = None,
+        headers: CIMultiDictProxy[str] | None = None,
     ) -> None:
-        super().__init__(f"HTTP {status}: {message}", method=method, path=path, attempts=attempts)
+        super().__init__(
+            f"HTTP {status}: {message}",
+            method=method,
+            path=path,
+            attempts=attempts,
+            body=body,
+            headers=headers,
+        )
         self.status = status
         self.message = message
         self.retry_after = retry_after

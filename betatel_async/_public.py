@@ -63,6 +63,7 @@ from ._models import (
     timestamp_to_datetime,
 )
 from ._paginate import DriftPolicy, ItemScan, PageScan, ScanReport
+from ._raw_view import BetatelClientWithRawResponse
 from ._resources import (
     PATHS,
     Countries,
@@ -75,6 +76,7 @@ from ._resources import (
     Sims,
     SnapshotOptions,
 )
+from ._response import RawResponse
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
 from ._status import HolderStatus, NetworkCounts, SimStatusReport, StatusAccumulator
 from ._types import NOT_GIVEN, NotGiven
@@ -95,6 +97,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BetatelClient",
+    "BetatelClientWithRawResponse",
     "BetatelError",
     "ClientClosedError",
     "ClientState",
@@ -140,6 +143,7 @@ __all__ = [
     "PermissionDeniedError",
     "ProfileReusePolicy",
     "RateLimitError",
+    "RawResponse",
     "Ref",
     "RetryBudget",
     "RetryPolicy",

@@ -30,6 +30,7 @@ import orjson
 from aiohttp import hdrs
 from aiohttp.client_reqrep import ConnectionKey
 from aiohttp.connector import Connection
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ._converter import decode_json
@@ -43,6 +44,7 @@ from ._errors import (
     status_error_class,
 )
 from ._paginate import ListingMemory, ListingTotals
+from ._response import record_answer, record_failure
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy, decide, retry_after_from_headers
 from ._scan_machine import Latencies, NoHedgeBudget
 
@@ -54,6 +56,7 @@ __all__ = [
     "Response",
     "Transport",
     "map_aiohttp_error",
+    "merge_headers",
 ]
 
 logger: Final = logging.getLogger("betatel_async")
@@ -69,8 +72,11 @@ DEFAULT_MAX_BODY_SIZE: Final = 32 * 1024 * 1024
 MESSAGE_LIMIT: Final = 500
 """Characters of server text (an error's message) kept in an exception."""
 
-# An error body only feeds a message: the rest of it is not read.
+# An error body only feeds a message and APIError.body: the rest of it is not read.
 _ERROR_BODY_LIMIT: Final = 64 * 1024
+
+_NOT_JSON: Final = object()
+"""An error body that did not parse as JSON (``None`` is JSON's ``null``)."""
 
 
 @attrs.define(slots=True)
@@ -79,12 +85,27 @@ class Response:
 
     ``content_type`` is the media type of the ``Content-Type`` header without
     its parameters (aiohttp's ``application/octet-stream`` when absent).
+    ``content`` is the body as received, ``headers`` the response's (aiohttp's
+    own read-only view, kept by reference: nothing is copied for a plain
+    call). ``attempts`` and ``elapsed`` (seconds, waits included) cover every
+    attempt of the request.
     """
 
     status: int
     data: Any
-    attempts: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
     content_type: str = ""
+    attempts: int = 1
+    elapsed: float = 0.0
+
+
+def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """``base`` with ``extra`` set over it, a name in ``extra`` replacing ``base``'s in any letter case."""
+    replaced = {name.lower() for name in extra}
+    merged = {name: value for name, value in base.items() if name.lower() not in replaced}
+    merged.update(extra)
+    return merged
 
 
 class RedactedAiohttpError(Exception):
@@ -303,6 +324,7 @@ class Transport:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         calls: CallsInFlight | None = None,
         owns_session: bool = False,
+        query: Mapping[str, str | int | float] | None = None,
     ) -> None:
         self._get_session = get_session
         self._owns_session = owns_session
@@ -326,6 +348,7 @@ class Transport:
         self.hedge = hedge  # scans hedge late page requests unless they say otherwise
         self.max_body_size = max_body_size
         self.calls = CallsInFlight() if calls is None else calls
+        self._query = dict(query or {})  # the client's default_query, under every request's own params
 
     def evolve(
         self,
@@ -334,12 +357,17 @@ class Transport:
         timeout: aiohttp.ClientTimeout | None,
         max_body_size: int | None = None,
         hedge: bool | None = None,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str | int | float] | None = None,
     ) -> Transport:
-        """A transport sharing this one's session, limiter, budget, adaptive limit and calls in flight."""
+        """A transport sharing this one's session, limiter, budget, adaptive limit and calls in flight.
+
+        ``headers`` (credentials included) and ``query`` replace this one's when given.
+        """
         return Transport(
             get_session=self._get_session,
             base_url=self._base_url,
-            headers=self._headers,
+            headers=self._headers if headers is None else headers,
             secret=self._secret,
             timeout=timeout or self.timeout,
             retry=retry or self.retry,
@@ -353,6 +381,7 @@ class Transport:
             max_body_size=self.max_body_size if max_body_size is None else max_body_size,
             calls=self.calls,
             owns_session=self._owns_session,
+            query=self._query if query is None else query,
         )
 
     def url_path(self, path: str) -> str:
@@ -368,7 +397,7 @@ class Transport:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int | float] | None = None,
         json: Any = None,
         idempotent: bool = True,
         retry: RetryPolicy | None = None,
@@ -376,6 +405,7 @@ class Transport:
         parse: bool = True,
         credentials: bool = True,
         hedge: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Send ``method path`` until it succeeds or the retry policy gives up.
 
@@ -400,6 +430,8 @@ class Transport:
                 client-wide limit is free now and the retry budget pays for
                 it as for a retry (refunded if it succeeds, as a retry that
                 worked is).
+            headers: Headers set over the client's for this request (a name
+                replaces the client's in any letter case; checked by the caller).
 
         Returns:
             The 2xx response with its parsed JSON body (``None`` if empty),
@@ -431,7 +463,17 @@ class Transport:
             calls.add(scope)
             try:
                 return await self._send(
-                    method, path, params, json, idempotent, retry, on_retry, parse, credentials, prepaid
+                    method,
+                    path,
+                    params,
+                    json,
+                    idempotent,
+                    retry,
+                    on_retry,
+                    parse,
+                    credentials,
+                    prepaid,
+                    headers,
                 )
             finally:
                 calls.discard(scope)
@@ -491,7 +533,7 @@ class Transport:
         self,
         method: str,
         path: str,
-        params: Mapping[str, str | int] | None,
+        params: Mapping[str, str | int | float] | None,
         json: Any,
         idempotent: bool,
         retry: RetryPolicy | None,
@@ -499,8 +541,13 @@ class Transport:
         parse: bool,
         credentials: bool,
         prepaid: int | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took)."""
+        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took).
+
+        Every answer and failure is told to the ``with_raw_response`` call
+        being recorded, if any (see ``_response``).
+        """
         policy = retry or self.retry
         url = self._urls.get(path)
         if url is None:
@@ -510,6 +557,10 @@ class Transport:
         full_path = url.raw_path
         body = orjson.dumps(json) if json is not None else None
         headers = self._headers if credentials else self._anonymous_headers
+        if extra_headers:
+            headers = merge_headers(headers, extra_headers)
+        if self._query:
+            params = {**self._query, **params} if params else self._query
         started = time.monotonic()
         attempt = 0
         retried_cost: int | None = prepaid
@@ -524,7 +575,7 @@ class Transport:
                     attempt_timeout = aiohttp.ClientTimeout(
                         total=remaining, sock_connect=attempt_timeout.sock_connect
                     )
-            status, data, retry_after, error, error_kind = await self._attempt(
+            status, outcome, retry_after, error_kind = await self._attempt(
                 method, url, full_path, params, body, headers, attempt_timeout, parse
             )
             logger.debug(
@@ -537,11 +588,14 @@ class Transport:
             )
             if status == 429:
                 self.adaptive.on_throttle()
-            if error is None:
+            if isinstance(outcome, Response):
                 self.adaptive.on_success()
                 self.budget.release_success(retried_cost)
-                content, content_type = data
-                return Response(status=status, data=content, attempts=attempt, content_type=content_type)
+                outcome.attempts = attempt
+                outcome.elapsed = time.monotonic() - started
+                record_answer(outcome)
+                return outcome
+            error = outcome
             decision = decide(
                 policy=policy,
                 attempt=attempt,
@@ -570,6 +624,7 @@ class Transport:
                 await anyio.sleep(decision.delay)
                 continue
             error.attempts = attempt
+            record_failure(attempt)
             raise error
 
     async def _attempt(
@@ -577,16 +632,18 @@ class Transport:
         method: str,
         url: URL,
         full_path: str,
-        params: Mapping[str, str | int] | None,
+        params: Mapping[str, str | int | float] | None,
         body: bytes | None,
         headers: Mapping[str, str],
         attempt_timeout: aiohttp.ClientTimeout,
         parse: bool,
-    ) -> tuple[int, Any, float | None, APIError | None, str | None]:
-        """One attempt: ``(status, data, retry_after, error, error_kind)``.
+    ) -> tuple[int, Response | APIError, float | None, str | None]:
+        """One attempt: ``(status, outcome, retry_after, error_kind)``.
 
-        ``error`` is ``None`` on success (``data`` is then the pair of the
-        parsed body, or the bytes, and the content type); ``error_kind`` is set when no usable answer came (see
+        ``outcome`` is the :class:`Response` of a success (``data`` the parsed
+        body, or the bytes when not ``parse``; ``attempts`` and ``elapsed`` are
+        the caller's to fill in), or the error to raise or retry.
+        ``error_kind`` is set when no usable answer came (see
         ``_retry.ERROR_KINDS``), and ``status`` is then 0.
         """
         session = self._get_session()  # ClientClosedError: closed, or another event loop
@@ -606,14 +663,10 @@ class Transport:
                     if not 200 <= status < 300:
                         raw = await _read_head(resp, _ERROR_BODY_LIMIT)
                         retry_after = retry_after_from_headers(resp.headers)
-                        # The server's clock, for create's read-back; not from a
-                        # cache (an Age header): a stored answer keeps its old Date.
-                        date = None if "Age" in resp.headers else resp.headers.get("Date")
                         return (
                             status,
-                            None,
+                            self._status_error(status, raw, method, full_path, retry_after, resp.headers),
                             retry_after,
-                            self._status_error(status, raw, method, full_path, retry_after, date),
                             None,
                         )
                     content_type = resp.content_type
@@ -621,42 +674,98 @@ class Transport:
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # A status line without its body is no answer: status 0.
                 error, error_kind = map_aiohttp_error(exc, method=method, path=full_path, redact=self._redact)
-                return 0, None, None, error, error_kind
+                return 0, error, None, error_kind
         if raw_or_none is None:
-            return 0, None, None, _too_large(limit, status=status, method=method, path=full_path), "malformed"
+            too_large = _too_large(limit, status=status, method=method, path=full_path)
+            too_large.headers = self._redacted_headers(resp.headers)
+            return 0, too_large, None, "malformed"
         if not parse:
-            return status, (raw_or_none, content_type), None, None, None
-        if not raw_or_none:
-            return status, (None, content_type), None, None, None
-        try:
-            data = decode_json(raw_or_none, method=method, path=full_path, status=status)
-        except MalformedResponseError as malformed:
-            # The body is complete (one cut short fails above, as "truncated"):
-            # not JSON is what the server meant to send, e.g. a proxy's HTML page.
-            return 0, None, None, malformed, "malformed"
-        return status, (data, content_type), None, None, None
+            data: Any = raw_or_none
+        elif not raw_or_none:
+            data = None
+        else:
+            try:
+                data = decode_json(raw_or_none, method=method, path=full_path, status=status)
+            except MalformedResponseError as malformed:
+                # The body is complete (one cut short fails above, as "truncated"):
+                # not JSON is what the server meant to send, e.g. a proxy's HTML page.
+                malformed.body = self._error_body(raw_or_none, None)
+                malformed.headers = self._redacted_headers(resp.headers)
+                return 0, malformed, None, "malformed"
+        return status, Response(status, data, resp.headers, raw_or_none, content_type), None, None
 
     def _status_error(
-        self, status: int, raw: bytes, method: str, path: str, retry_after: float | None, date: str | None
+        self,
+        status: int,
+        raw: bytes,
+        method: str,
+        path: str,
+        retry_after: float | None,
+        headers: CIMultiDictProxy[str],
     ) -> APIStatusError:
+        kept = self._redacted_headers(headers)
         if 300 <= status < 400:
             return APIStatusError(
                 "redirect not followed (the API key is never sent to another location)",
                 status=status,
                 method=method,
                 path=path,
+                headers=kept,
             )
         data: Any = None
         try:
             data = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            data = None
+            parsed = False
+        else:
+            parsed = bool(raw)
         text = _error_message(data) or raw.decode("utf-8", "replace").strip() or f"HTTP {status}"
         # Redacted before it is cut: a cut could split an echoed key, leaving
         # a part the redaction no longer matches.
         message = _cap(self._redact(text))
         cls = status_error_class(status)
-        return cls(message, status=status, method=method, path=path, retry_after=retry_after, date=date)
+        return cls(
+            message,
+            status=status,
+            method=method,
+            path=path,
+            retry_after=retry_after,
+            # The server's clock, for create's read-back; not from a cache
+            # (an Age header): a stored answer keeps its old Date.
+            date=None if "Age" in headers else headers.get("Date"),
+            body=self._error_body(raw, data if parsed else _NOT_JSON),
+            headers=kept,
+        )
+
+    def _error_body(self, raw: bytes, data: Any) -> Any:
+        """An error's ``body``: ``data`` (the parsed JSON) with the key redacted in every string
+        if the text is short enough to keep whole, else the text, redacted and cut; ``None`` if empty.
+
+        ``data`` is :data:`_NOT_JSON` (or ``None`` from a caller that did not
+        parse) when the body is not JSON.
+        """
+        text = raw.decode("utf-8", "replace")
+        if data is not _NOT_JSON and data is not None and len(text) <= MESSAGE_LIMIT:
+            return self._redact_json(data)
+        return _cap(self._redact(text)) or None
+
+    def _redact_json(self, data: Any) -> Any:
+        """Parsed JSON with the key redacted in every string, keys included, and in every number
+        whose digits hold it (a key of digits echoed as a number)."""
+        if isinstance(data, str):
+            return self._redact(data)
+        if isinstance(data, dict):
+            return {self._redact(k): self._redact_json(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self._redact_json(v) for v in data]
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return data if self._redact(str(data)) == str(data) else _REDACTED
+        return data
+
+    def _redacted_headers(self, headers: CIMultiDictProxy[str]) -> CIMultiDictProxy[str]:
+        """A copy of an answer's headers for an exception to keep, the key redacted in names and values."""
+        redact = self._redact
+        return CIMultiDictProxy(CIMultiDict((redact(name), redact(value)) for name, value in headers.items()))
 
 
 @attrs.frozen

@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Final, cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from yarl import URL
 
@@ -106,6 +106,123 @@ def path_segment(name: str, value: object) -> str:
     if _CONTROL.search(value):
         raise InvalidArgumentError(name, "must not contain control characters")
     return quote(value, safe="")
+
+
+# RFC 3986 path characters: unreserved, sub-delims, ":" and "@", percent-escapes, and "/".
+_URL_PATH: Final = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*")
+# RFC 9110 field-name: a token.
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A field value may hold tabs; no other control character (CR and LF would end the header).
+_FIELD_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+CREDENTIAL_HEADERS: Final = frozenset({"x-api-key", "x-user-id"})
+"""The SDK's own auth headers (lower case): never set by a caller's headers."""
+
+_FRAMING_HEADERS: Final = frozenset({"content-length", "transfer-encoding"})
+
+
+def check_api_path(name: str, value: object) -> str:
+    """A path below the base URL, as sent: ``/api/v1/esim/...``, already percent-encoded.
+
+    Refused rather than "fixed", since each would reach another resource or
+    host: no leading ``/`` or a leading ``//`` (another host), a scheme, a
+    ``.`` or ``..`` segment (escaped or not), ``?`` or ``#`` (the query goes in
+    ``params``), an escaped ``/`` or ``\\``, CR, LF or any character that is
+    not a URL path's (percent-encode it).
+    """
+    if not isinstance(value, str):
+        raise InvalidArgumentTypeError(name, f"expected a string path, got {type(value).__name__}")
+    if not value.startswith("/"):
+        raise InvalidArgumentError(
+            name, "must start with '/': a path below the base URL, such as /api/v1/esim/countries"
+        )
+    if value.startswith("//"):
+        raise InvalidArgumentError(name, "must not start with '//' (it would name another host)")
+    if _CONTROL.search(value):
+        raise InvalidArgumentError(name, "must not contain CR, LF or other control characters")
+    if "?" in value or "#" in value:
+        raise InvalidArgumentError(name, "must not contain '?' or '#': pass the query as params=")
+    if not _URL_PATH.fullmatch(value):
+        raise InvalidArgumentError(
+            name, "must hold only URL path characters: percent-encode the others (urllib.parse.quote)"
+        )
+    for segment in value.split("/"):
+        decoded = unquote(segment)
+        if decoded in {".", ".."}:
+            raise InvalidArgumentError(name, "must not contain a '.' or '..' segment")
+        if decoded != segment and ("/" in decoded or "\\" in decoded or _CONTROL.search(decoded)):
+            raise InvalidArgumentError(
+                name, "must not contain an escaped '/', '\\' or control character (%2F, %5C, %0D ...)"
+            )
+    return value
+
+
+def check_headers(name: str, value: object) -> dict[str, str]:
+    """Extra request headers: names that are tokens, ASCII values without CR or LF.
+
+    The SDK's auth headers (``x-api-key``, ``x-user-id``) and the framing
+    headers aiohttp computes (``Content-Length``, ``Transfer-Encoding``) are
+    refused, in any letter case, as is a name given twice. Messages name the
+    header, never echo its value (it may be a secret).
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentTypeError(
+            name, f"expected a mapping of header names to values, got {type(value).__name__}"
+        )
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    for key, item in value.items():
+        if not isinstance(key, str) or not _TOKEN.fullmatch(key):
+            raise InvalidArgumentError(name, f"{key!r} is not a valid header name")
+        lower = key.lower()
+        if lower in CREDENTIAL_HEADERS:
+            raise InvalidArgumentError(
+                name, f"must not set {key}: the client sends its own credentials (api_key, user_id)"
+            )
+        if lower in _FRAMING_HEADERS:
+            raise InvalidArgumentError(name, f"must not set {key}: aiohttp computes it from the body")
+        if lower in seen:
+            raise InvalidArgumentError(name, f"names {key} twice (header names ignore letter case)")
+        seen.add(lower)
+        if not isinstance(item, str):
+            raise InvalidArgumentTypeError(
+                name, f"the value of {key} must be a string, got {type(item).__name__}"
+            )
+        if _FIELD_CONTROL.search(item):
+            raise InvalidArgumentError(
+                name, f"the value of {key} must not contain CR, LF or other control characters"
+            )
+        if not item.isascii():
+            raise InvalidArgumentError(name, f"the value of {key} must be ASCII")
+        headers[key] = _text(item)
+    return headers
+
+
+def check_query(name: str, value: object, *, floats: bool = False) -> dict[str, str | int | float]:
+    """Query parameters: string names, values that are strings without control characters or ints
+    (and floats with ``floats``); a bool is refused (``true`` or ``True`` or ``1``: say which)."""
+    if not isinstance(value, Mapping):
+        raise InvalidArgumentTypeError(
+            name, f"expected a mapping of names to values, got {type(value).__name__}"
+        )
+    query: dict[str, str | int | float] = {}
+    kinds = (str, int, float) if floats else (str, int)
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or _CONTROL.search(key):
+            raise InvalidArgumentError(name, f"{key!r} is not a valid parameter name")
+        if isinstance(item, bool) or not isinstance(item, kinds):
+            expected = "a string, int or float" if floats else "a string or int"
+            raise InvalidArgumentTypeError(
+                name, f"the value of {key!r} must be {expected}, got {type(item).__name__}"
+            )
+        if isinstance(item, str):
+            if _CONTROL.search(item):
+                raise InvalidArgumentError(
+                    name, f"the value of {key!r} must not contain CR, LF or other control characters"
+                )
+            item = _text(item)
+        query[key] = item
+    return query
 
 
 def check_credential(name: str, value: object) -> str:

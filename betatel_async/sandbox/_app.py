@@ -17,6 +17,7 @@ import re
 import socket
 import struct
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -79,8 +80,8 @@ class SandboxStats:
             create), ``package``, ``activate_package``, ``terminate_package``,
             ``package_templates`` (GET list and POST create),
             ``package_template``, ``countries``, ``euicc_profile``,
-            ``euicc_qrcode``, ``pcr_profile`` (GET and PUT), ``status``, or
-            ``unmatched``.
+            ``euicc_qrcode``, ``pcr_profile`` (GET and PUT), ``status``,
+            ``echo`` (the sandbox's own, any method), or ``unmatched``.
         by_status: Responses by HTTP status. A dropped connection (``reset``,
             ``commit_drop``) sends none and is not counted here.
         faults: Faults applied, by kind.
@@ -207,14 +208,17 @@ def create_app(config: SandboxConfig | None = None, data: SandboxData | None = N
     app = web.Application(middlewares=[_middleware])
     app[_SANDBOX] = Sandbox(config, data)
     app.add_routes(_routes())
-    app.on_response_prepare.append(_date_header)
+    app.on_response_prepare.append(_stamp_headers)
     return app
 
 
-async def _date_header(request: web.Request, response: web.StreamResponse) -> None:
+async def _stamp_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """``Date`` and ``X-Request-Id`` on every answer, errors and faults included."""
     # One server, one clock: the Date header follows ``data.now``, as the
     # timestamps of created packages do, so a test that moves one moves both.
     response.headers["Date"] = email.utils.formatdate(request.app[_SANDBOX].data.now(), usegmt=True)
+    # A new id per answer, as the request ids of real APIs are.
+    response.headers["X-Request-Id"] = f"req_{uuid.uuid4().hex}"
 
 
 # -- the middleware: counting, latency, hook, faults, auth, errors ---------------------------
@@ -587,6 +591,25 @@ async def _put_pcr_profile(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+_CREDENTIAL_HEADERS = frozenset({"x-api-key", "x-user-id"})
+
+
+async def _echo(request: web.Request) -> web.Response:
+    """The sandbox's own route, not the API's: what it received, for testing ``client.request()``.
+
+    Answers ``{"method", "query", "headers", "json"}``: the query (a name's
+    last value), the headers other than the credentials (names lower-cased),
+    and the JSON body (``null`` when empty or not JSON).
+    """
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = None
+    headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+    return _json({"method": request.method, "query": dict(request.query), "headers": headers, "json": body})
+
+
 async def _status(request: web.Request) -> web.Response:
     uptime = time.monotonic() - request.app[_SANDBOX].started_at
     return _json({"status": "ok", "version": API_VERSION, "uptime": int(uptime)})
@@ -636,4 +659,6 @@ def _routes() -> list[web.RouteDef]:
         web.put(f"{api}/sim-pcr-profiles/{{iccid}}", _put_pcr_profile, name="pcr_profile"),
         web.get(STATUS_PATH, _status, name="status"),
         web.get(STATS_PATH, _stats, name=_STATS_ROUTE),
+        # Not an API route: an endpoint the SDK does not model, for client.request().
+        web.route("*", f"{api}/echo", _echo, name="echo"),
     ]

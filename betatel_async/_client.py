@@ -28,6 +28,7 @@ from ._resources import (
     Sims,
 )
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
+from ._telemetry import Telemetry, log_from_env
 from ._transport import DEFAULT_MAX_BODY_SIZE, Transport, close_session
 from ._validate import check_base_url, check_credential, check_int, check_positive_float
 from ._version import __version__
@@ -114,6 +115,12 @@ class BetatelClient:
             At most a tenth of a scan's pages, each paid from the retry
             budget as a retry is, each taking a slot of ``max_concurrency``.
             A scan may say otherwise (``hedge=``).
+        tracing: With ``opentelemetry-api`` installed (the ``otel`` extra),
+            every call is a span of the global tracer provider and its
+            duration and retries go to the global meter provider (default
+            true; see the README's "Tracing, logging and metrics").
+            ``False``: no span, no metric, and OpenTelemetry is not imported.
+            Without the package this changes nothing.
 
     Raises:
         InvalidArgumentError: A bad value (named); credentials are never echoed.
@@ -137,7 +144,9 @@ class BetatelClient:
         remember_totals: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         hedge: bool = True,
+        tracing: bool = True,
     ) -> None:
+        log_from_env()
         self._api_key = _Secret(check_credential("api_key", api_key))
         self._user_id = check_credential("user_id", user_id)
         if not isinstance(allow_insecure_http, bool):
@@ -146,6 +155,8 @@ class BetatelClient:
             raise InvalidArgumentTypeError("remember_totals", "expected a bool")
         if not isinstance(hedge, bool):
             raise InvalidArgumentTypeError("hedge", "expected a bool")
+        if not isinstance(tracing, bool):
+            raise InvalidArgumentTypeError("tracing", "expected a bool")
         self._base_url = check_base_url("base_url", base_url, allow_insecure=allow_insecure_http)
         self._max_concurrency = check_int("max_concurrency", max_concurrency, minimum=1)
         body_limit = check_int("max_body_size", max_body_size, minimum=1)
@@ -192,6 +203,7 @@ class BetatelClient:
             totals=ListingTotals(size=256 if remember_totals else 0),
             hedge=hedge,
             max_body_size=body_limit,
+            telemetry=Telemetry(self._base_url) if tracing else None,
         )
         self._parent: BetatelClient | None = None
         self._bind_resources()
@@ -235,6 +247,7 @@ class BetatelClient:
         connect_timeout: float | None = None,
         max_body_size: int | None = None,
         hedge: bool | None = None,
+        tracing: bool | None = None,
     ) -> BetatelClient:
         """A view of this client with other per-call options, e.g. for one call::
 
@@ -251,9 +264,13 @@ class BetatelClient:
             max_body_size: Largest response body in bytes (default: this client's).
             hedge: Whether scans through the view hedge late page requests
                 (default: this client's).
+            tracing: Whether calls through the view are traced and measured
+                (default: this client's).
         """
         if hedge is not None and not isinstance(hedge, bool):
             raise InvalidArgumentTypeError("hedge", "expected a bool")
+        if tracing is not None and not isinstance(tracing, bool):
+            raise InvalidArgumentTypeError("tracing", "expected a bool")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgumentTypeError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
         client_timeout = None
@@ -271,7 +288,7 @@ class BetatelClient:
         view._parent = self._parent or self
         view._owns_session = False
         view._transport = self._transport.evolve(
-            retry=retry, timeout=client_timeout, max_body_size=body_limit, hedge=hedge
+            retry=retry, timeout=client_timeout, max_body_size=body_limit, hedge=hedge, tracing=tracing
         )
         view._timeout = view._transport.timeout
         view._bind_resources()

@@ -69,6 +69,7 @@ from ._scan_machine import (
 
 if TYPE_CHECKING:
     from ._resources._listing import Listing
+    from ._telemetry import ScanTrace, Telemetry
 
 __all__ = [
     "DriftPolicy",
@@ -183,6 +184,7 @@ class ScanDriver(Generic[T]):
         typed: Hand on typed items (``True``), or the items as the JSON
             values read (``False``: export's JSON Lines writes them as sent;
             not with ``"restart"``, which dedupes by the typed items' keys).
+        telemetry: The client's, for the scan's span (``None``: not traced).
         page_size, lookahead, ordered, start, on_drift, max_restarts: The
             machine's (see :class:`ScanMachine`).
     """
@@ -208,6 +210,7 @@ class ScanDriver(Generic[T]):
         typed: bool = True,
         hedge: bool = False,
         latencies: Latencies | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not typed and on_drift == "restart":
             raise ValueError("an untyped scan cannot dedupe by key: on_drift must not be 'restart'")
@@ -244,6 +247,8 @@ class ScanDriver(Generic[T]):
         self._timer_at = 0.0
         self._starts = 0  # requests given to workers so far
         self._closed = False
+        self._telemetry = telemetry
+        self._trace: ScanTrace | None = None  # the scan's span, once it runs
 
     # -- the consumer -----------------------------------------------------------------------
 
@@ -254,6 +259,9 @@ class ScanDriver(Generic[T]):
         listing = self._listing
         raw: Page[Any] | None = None  # the page read, items not yet built
         page: Page[T] | None = None  # its items built
+        failure: BaseException | None = None
+        if self._telemetry is not None:
+            self._trace = self._telemetry.scan(listing.path_key)
         try:
             while True:
                 starts = self._starts
@@ -306,13 +314,18 @@ class ScanDriver(Generic[T]):
                     if action.discard and self._on_restart is not None:
                         self._on_restart()
                 elif type(action) is Fail:
-                    raise action.error
+                    raise action.error  # noqa: TRY301 - the except below only notes it for the span
                 elif type(action) is Done:
                     if self._on_progress is not None:
                         self._on_progress(self.report)
                     return
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             await self.stop()
+            if self._trace is not None:
+                self._trace.end(self.report, failure)
 
     def _read(self, body: bytes) -> Page[Any]:
         data = decode_json(body, method="GET", path=self._path, status=200) if body else None
@@ -387,7 +400,10 @@ class ScanDriver(Generic[T]):
         if self._idle:
             self._idle.pop().set_result(fetch)
         else:
-            task = asyncio.get_running_loop().create_task(self._work(fetch))
+            trace = self._trace  # the requests' spans are the scan's children
+            task = asyncio.get_running_loop().create_task(
+                self._work(fetch), context=None if trace is None else trace.task_context()
+            )
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
         self._starts += 1

@@ -42,6 +42,7 @@ from ._errors import (
 from ._paginate import ListingMemory, ListingTotals
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy, decide, retry_after_from_headers
 from ._scan_machine import Latencies, NoHedgeBudget
+from ._telemetry import CallTrace, Telemetry
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -299,6 +300,7 @@ class Transport:
         hedge: bool = True,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         calls: CallsInFlight | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._get_session = get_session
         self._base_url = base_url
@@ -321,6 +323,8 @@ class Transport:
         self.hedge = hedge  # scans hedge late page requests unless they say otherwise
         self.max_body_size = max_body_size
         self.calls = CallsInFlight() if calls is None else calls
+        # Spans and metrics (None: tracing off, or opentelemetry-api not installed).
+        self.telemetry = telemetry
 
     def evolve(
         self,
@@ -329,8 +333,16 @@ class Transport:
         timeout: aiohttp.ClientTimeout | None,
         max_body_size: int | None = None,
         hedge: bool | None = None,
+        tracing: bool | None = None,
     ) -> Transport:
-        """A transport sharing this one's session, limiter, budget, adaptive limit and calls in flight."""
+        """A transport sharing this one's session, limiter, budget, adaptive limit and calls in flight.
+
+        ``tracing``: ``None`` keeps this one's telemetry, ``False`` drops it,
+        ``True`` keeps it or starts one.
+        """
+        telemetry = self.telemetry
+        if tracing is not None:
+            telemetry = (telemetry or Telemetry(self._base_url)) if tracing else None
         return Transport(
             get_session=self._get_session,
             base_url=self._base_url,
@@ -347,6 +359,7 @@ class Transport:
             hedge=self.hedge if hedge is None else hedge,
             max_body_size=self.max_body_size if max_body_size is None else max_body_size,
             calls=self.calls,
+            telemetry=telemetry,
         )
 
     def url_path(self, path: str) -> str:
@@ -370,6 +383,7 @@ class Transport:
         parse: bool = True,
         credentials: bool = True,
         hedge: bool = False,
+        template: str | None = None,
     ) -> Response:
         """Send ``method path`` until it succeeds or the retry policy gives up.
 
@@ -394,6 +408,9 @@ class Transport:
                 client-wide limit is free now and the retry budget pays for
                 it as for a retry (refunded if it succeeds, as a retry that
                 worked is).
+            template: ``path`` with ``{...}`` where it holds an id, as in
+                ``PATHS`` (default: ``path``): the span's name and
+                ``url.template`` (low cardinality: no id in them).
 
         Returns:
             The 2xx response with its parsed JSON body (``None`` if empty),
@@ -421,19 +438,46 @@ class Transport:
                 raise NoHedgeBudget
             prepaid = self.budget.cost("hedge")
             retry = _ONE_ATTEMPT
-        with anyio.CancelScope() as scope:
-            calls.add(scope)
-            try:
-                return await self._send(
-                    method, path, params, json, idempotent, retry, on_retry, parse, credentials, prepaid
-                )
-            finally:
-                calls.discard(scope)
-        # Only CallsInFlight.close() cancels this scope; the caller's own
-        # cancellation passes through it untouched.
-        raise ClientClosedError(
-            f"the BetatelClient was closed while {method} {self.url_path(path)} was in flight"
-        )
+        trace = None if self.telemetry is None else self._trace(method, template or path, hedge)
+        try:
+            with anyio.CancelScope() as scope:
+                calls.add(scope)
+                try:
+                    response = await self._send(
+                        method,
+                        path,
+                        params,
+                        json,
+                        idempotent,
+                        retry,
+                        on_retry,
+                        parse,
+                        credentials,
+                        prepaid,
+                        trace,
+                    )
+                finally:
+                    calls.discard(scope)
+                if trace is not None:
+                    trace.succeeded(response.status, response.attempts)
+                return response
+            # Only CallsInFlight.close() cancels this scope; the caller's own
+            # cancellation passes through it untouched.
+            raise ClientClosedError(  # noqa: TRY301 - the except below only ends the span with it
+                f"the BetatelClient was closed while {method} {self.url_path(path)} was in flight"
+            )
+        except BaseException as exc:
+            if trace is not None:
+                trace.failed(exc)
+            raise
+
+    def _trace(self, method: str, template: str, hedge: bool) -> CallTrace | None:
+        """Start a call's span, or drop the telemetry for good if opentelemetry-api is not installed."""
+        assert self.telemetry is not None
+        trace = self.telemetry.call(method, self._prefix + template, hedge=hedge)
+        if trace is None:
+            self.telemetry = None  # the next calls pay one attribute check, no more
+        return trace
 
     def _calls_open(self) -> CallsInFlight:
         calls = self.calls
@@ -453,8 +497,10 @@ class Transport:
         parse: bool,
         credentials: bool,
         prepaid: int | None = None,
+        trace: CallTrace | None = None,
     ) -> Response:
-        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took)."""
+        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took;
+        ``trace``: the call's span, told of each retry)."""
         policy = retry or self.retry
         url = self._urls.get(path)
         if url is None:
@@ -511,7 +557,7 @@ class Transport:
             kind = "timeout" if error_kind == "timeout" else "error"
             if decision.retry and self.budget.acquire(kind):
                 retried_cost = self.budget.cost(kind)
-                logger.warning(
+                logger.info(
                     "retrying %s %s in %.2f s (attempt %d failed: %s)",
                     method,
                     full_path,
@@ -519,10 +565,21 @@ class Transport:
                     attempt,
                     decision.reason,
                 )
+                if trace is not None:
+                    trace.retried(attempt, decision.delay, str(status) if error_kind is None else error_kind)
                 if on_retry is not None:
                     on_retry()
                 await anyio.sleep(decision.delay)
                 continue
+            if attempt > 1 or decision.retry:  # retried, or would have been but for the budget
+                logger.warning(
+                    "giving up on %s %s after %d attempt%s (%s)",
+                    method,
+                    full_path,
+                    attempt,
+                    "s" if attempt > 1 else "",
+                    decision.reason if not decision.retry else "the retry budget is spent",
+                )
             error.attempts = attempt
             raise error
 

@@ -332,6 +332,7 @@ class ListingResource(Generic[T]):
                 typed=typed,
                 hedge=settings.hedge,
                 latencies=query.latencies(),
+                telemetry=self._transport.telemetry,
             )
         )
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -434,8 +435,6 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import start_http_server
 
-from yarl import URL
-
 import betatel_async as bt
 
 # Once, at start-up: Prometheus scrapes http://<host>:9464/metrics.
@@ -482,6 +481,8 @@ def test_recipe_prometheus_exports_call_durations_and_retries() -> None:
         assert ready.wait(10)
         """
     )
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"```python{PROMETHEUS_RECIPE}```" in readme  # the test runs what the README shows
     recipe = PROMETHEUS_RECIPE.replace("port=9464", "port=0, addr='127.0.0.1'")
     assert recipe != PROMETHEUS_RECIPE
     done = _run(sandbox_thread + recipe + "\nprint(prometheus_client.generate_latest().decode())\n")

@@ -153,6 +153,53 @@ async def test_a_retried_call_is_one_span_with_a_retry_event_and_a_resend_count(
     assert retries.attributes["url.template"] == "/api/v1/esim/inventories"
 
 
+async def test_every_call_names_its_span_by_the_template_never_by_an_id(
+    sandbox: Sandbox, spans: InMemorySpanExporter
+) -> None:
+    with_package = {p["sim"] for p in sandbox.data.packages_list()}
+    iccid = next(s["iccid"] for s in sandbox.data.sims_list() if s["iccid"] not in with_package)
+    template = sandbox.data.package_templates_list()[0]["id"]
+    async with client(sandbox) as c:
+        await c.api_status()
+        await c.sims.get(iccid)
+        await c.package_templates.get(template)
+        await c.euicc_profiles.get(iccid)
+        await c.euicc_profiles.qr_code(iccid)
+        await c.pcr_profiles.update(iccid, active_throttling="SPEED_500_KBPS")  # a GET, the PUT, a GET
+        created = await c.packages.create(sim=iccid, package_template=template)
+        await c.packages.get(created.id)
+        await c.packages.activate(created.id)
+        await c.packages.terminate(created.id)
+    names = [s.name for s in spans.get_finished_spans()]
+    assert names == [
+        "GET /api/v1/status",
+        "GET /api/v1/esim/sim-registries/{iccid}",
+        "GET /api/v1/esim/package-templates/{id}",
+        "GET /api/v1/esim/euicc-profiles/{iccid}",
+        "GET /api/v1/esim/euicc-profiles/{iccid}/qrcode",
+        "GET /api/v1/esim/sim-pcr-profiles/{iccid}",
+        "PUT /api/v1/esim/sim-pcr-profiles/{iccid}",
+        "GET /api/v1/esim/sim-pcr-profiles/{iccid}",
+        "POST /api/v1/esim/packages",
+        "GET /api/v1/esim/packages/{id}",
+        "POST /api/v1/esim/packages/{id}/activate",
+        "POST /api/v1/esim/packages/{id}/terminate",
+    ]
+    for span in spans.get_finished_spans():
+        assert span.name.split(" ")[1] == (span.attributes or {})["url.template"]
+
+
+async def test_the_template_starts_with_the_base_urls_path_prefix(spans: InMemorySpanExporter) -> None:
+    async with serve(SandboxConfig(api_key=KEY)) as sb:
+        url = sb.url  # nothing listens there any more: the call fails, its span is named all the same
+    async with bt.BetatelClient(
+        api_key=KEY, user_id="u", base_url=url + "/gw", retry=bt.RetryPolicy.none()
+    ) as c:
+        with pytest.raises(bt.APIConnectionError):
+            await c.sims.get("89148000004012345678")
+    assert one(spans).name == "GET /gw/api/v1/esim/sim-registries/{iccid}"
+
+
 async def test_a_404_ends_the_span_as_an_error_with_its_status_as_error_type(
     sandbox: Sandbox, spans: InMemorySpanExporter
 ) -> None:

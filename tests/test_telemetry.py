@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
@@ -235,6 +236,20 @@ async def test_a_call_that_never_got_an_answer_names_the_exception_class(
         FAST.max_attempts - 1
     )
     assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_a_cancelled_call_ends_its_span_without_an_error_or_a_duration(
+    sandbox: Sandbox, spans: InMemorySpanExporter
+) -> None:
+    """A call abandoned (a hedge that lost, a caller's timeout) did not fail: no error.type, no duration."""
+    sandbox.config.latency = 30.0
+    async with client(sandbox) as c:
+        with anyio.move_on_after(0.1):
+            await c.countries.list()
+    span = one(spans)
+    assert "error.type" not in (span.attributes or {})
+    assert span.status.status_code is StatusCode.UNSET
+    assert points("http.client.request.duration") == []
 
 
 async def test_a_scan_is_a_parent_span_of_its_page_requests_with_its_report(

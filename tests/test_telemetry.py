@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +288,41 @@ async def test_a_scan_is_a_parent_span_of_its_page_requests_with_its_report(
         "betatel.scan.restarts": 0,
     }
     assert parent.status.status_code is StatusCode.UNSET
+
+
+async def test_a_hedge_is_a_child_span_marked_as_such_and_the_loser_ends_without_error(
+    spans: InMemorySpanExporter,
+) -> None:
+    async with serve(
+        SandboxConfig(sims=100, seed=5, latency=0.005, faults=FaultConfig(slow_seconds=20.0), api_key=KEY)
+    ) as sb:
+        stalled: list[int] = []
+
+        def on_request(method: str, path: str, query: Mapping[str, str]) -> None:
+            # The first request for offset 30 answers in 20 s: only its hedge can finish the scan.
+            if path.endswith("/sim-registries") and query.get("offset") == "30":
+                sb.config.faults = FaultConfig(script=["ok" if stalled else "slow"], slow_seconds=20.0)
+                stalled.append(30)
+
+        async with client(sb, max_concurrency=4) as c:
+            await c.sims.all(page_size=10)  # the listing's latencies are learned
+            spans.clear()
+            sb.on_request = on_request
+            with anyio.fail_after(10):
+                async with c.sims.iter(page_size=10) as scan:
+                    assert len([sim async for sim in scan]) == 100
+    assert scan.report.hedges_won >= 1
+    finished = spans.get_finished_spans()
+    (parent,) = [s for s in finished if s.name == "betatel.scan sims"]
+    assert (parent.attributes or {})["betatel.scan.hedges_won"] == scan.report.hedges_won
+    children = [s for s in finished if s is not parent]
+    assert parent.context is not None
+    assert all(s.parent is not None and s.parent.span_id == parent.context.span_id for s in children)
+    hedges = [s for s in children if (s.attributes or {}).get("betatel.hedge")]
+    assert len(hedges) == scan.report.hedges
+    assert any((s.attributes or {}).get("http.response.status_code") == 200 for s in hedges)
+    assert all(s.status.status_code is StatusCode.UNSET for s in children)  # the loser was cancelled
+    assert len(children) == scan.report.requests + scan.report.hedges
 
 
 async def test_a_failed_scan_says_why_on_its_span(sandbox: Sandbox, spans: InMemorySpanExporter) -> None:

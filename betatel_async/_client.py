@@ -33,6 +33,7 @@ from ._resources import (
 )
 from ._response import RawResponse, json_parser, raw_response
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy
+from ._telemetry import Telemetry, log_from_env
 from ._transport import DEFAULT_MAX_BODY_SIZE, Transport, close_session, merge_headers
 from ._validate import (
     check_api_path,
@@ -144,6 +145,12 @@ class BetatelClient:
         default_query: Query parameters sent with every request (values
             strings or ints); a call's own parameters (``offset``, a filter)
             win over them.
+        tracing: With ``opentelemetry-api`` installed (the ``otel`` extra),
+            every call is a span of the global tracer provider and its
+            duration and retries go to the global meter provider (default
+            true; see the README's "Tracing, logging and metrics").
+            ``False``: no span, no metric, and OpenTelemetry is not imported.
+            Without the package this changes nothing.
 
     Raises:
         InvalidArgumentError: A bad value (named); credentials are never echoed.
@@ -169,7 +176,9 @@ class BetatelClient:
         hedge: bool = True,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int] | None = None,
+        tracing: bool = True,
     ) -> None:
+        log_from_env()
         self._api_key = _Secret(check_credential("api_key", api_key))
         self._user_id = check_credential("user_id", user_id)
         if not isinstance(allow_insecure_http, bool):
@@ -178,6 +187,8 @@ class BetatelClient:
             raise InvalidArgumentTypeError("remember_totals", "expected a bool")
         if not isinstance(hedge, bool):
             raise InvalidArgumentTypeError("hedge", "expected a bool")
+        if not isinstance(tracing, bool):
+            raise InvalidArgumentTypeError("tracing", "expected a bool")
         self._base_url = check_base_url("base_url", base_url, allow_insecure=allow_insecure_http)
         self._max_concurrency = check_int("max_concurrency", max_concurrency, minimum=1)
         body_limit = check_int("max_body_size", max_body_size, minimum=1)
@@ -223,6 +234,7 @@ class BetatelClient:
             hedge=hedge,
             max_body_size=body_limit,
             owns_session=session is None,
+            telemetry=Telemetry(self._base_url) if tracing else None,
         )
         self._parent: BetatelClient | None = None
         self._bind_resources()
@@ -280,6 +292,7 @@ class BetatelClient:
         hedge: bool | None = None,
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str | int] | None = None,
+        tracing: bool | None = None,
     ) -> BetatelClient:
         """A view of this client with other per-call options, e.g. for one call::
 
@@ -301,9 +314,13 @@ class BetatelClient:
                 constructor's.
             default_query: Query parameters set over this client's
                 ``default_query``, likewise.
+            tracing: Whether calls through the view are traced and measured
+                (default: this client's).
         """
         if hedge is not None and not isinstance(hedge, bool):
             raise InvalidArgumentTypeError("hedge", "expected a bool")
+        if tracing is not None and not isinstance(tracing, bool):
+            raise InvalidArgumentTypeError("tracing", "expected a bool")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgumentTypeError("retry", f"expected a RetryPolicy, got {type(retry).__name__}")
         client_timeout = None
@@ -334,6 +351,7 @@ class BetatelClient:
             hedge=hedge,
             headers=None if extra_headers is None else view._headers(),
             query=None if extra_query is None else view._default_query,
+            tracing=tracing,
         )
         view._timeout = view._transport.timeout
         view._bind_resources()

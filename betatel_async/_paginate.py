@@ -70,6 +70,7 @@ from ._scan_machine import (
 
 if TYPE_CHECKING:
     from ._resources._listing import Listing
+    from ._telemetry import ScanTrace, Telemetry
 
 __all__ = [
     "DriftPolicy",
@@ -186,6 +187,7 @@ class ScanDriver(Generic[T]):
         typed: Hand on typed items (``True``), or the items as the JSON
             values read (``False``: export's JSON Lines writes them as sent;
             not with ``"restart"``, which dedupes by the typed items' keys).
+        telemetry: The client's, for the scan's span (``None``: not traced).
         page_size, lookahead, ordered, start, on_drift, max_restarts: The
             machine's (see :class:`ScanMachine`).
     """
@@ -211,6 +213,7 @@ class ScanDriver(Generic[T]):
         typed: bool = True,
         hedge: bool = False,
         latencies: Latencies | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if not typed and on_drift == "restart":
             raise ValueError("an untyped scan cannot dedupe by key: on_drift must not be 'restart'")
@@ -247,6 +250,8 @@ class ScanDriver(Generic[T]):
         self._timer_at = 0.0
         self._starts = 0  # requests given to workers so far
         self._closed = False
+        self._telemetry = telemetry
+        self._trace: ScanTrace | None = None  # the scan's span, once it runs
 
     # -- the consumer -----------------------------------------------------------------------
 
@@ -257,6 +262,9 @@ class ScanDriver(Generic[T]):
         listing = self._listing
         raw: Page[Any] | None = None  # the page read, items not yet built
         page: Page[T] | None = None  # its items built
+        failure: BaseException | None = None
+        if self._telemetry is not None:
+            self._trace = self._telemetry.scan(listing.path_key)
         try:
             while True:
                 starts = self._starts
@@ -310,14 +318,19 @@ class ScanDriver(Generic[T]):
                         self._on_restart()
                 elif type(action) is Fail:
                     self._log("failed", action.error)
-                    raise action.error
+                    raise action.error  # noqa: TRY301 - the except below only notes it for the span
                 elif type(action) is Done:
                     self._log("done")
                     if self._on_progress is not None:
                         self._on_progress(self.report)
                     return
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
             await self.stop()
+            if self._trace is not None:
+                self._trace.end(self.report, failure)
 
     def _log(self, outcome: str, error: BaseException | None = None) -> None:
         report = self.report
@@ -410,7 +423,10 @@ class ScanDriver(Generic[T]):
         if self._idle:
             self._idle.pop().set_result(fetch)
         else:
-            task = asyncio.get_running_loop().create_task(self._work(fetch))
+            trace = self._trace  # the requests' spans are the scan's children
+            task = asyncio.get_running_loop().create_task(
+                self._work(fetch), context=None if trace is None else trace.task_context()
+            )
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
         self._starts += 1

@@ -47,6 +47,7 @@ from ._paginate import ListingMemory, ListingTotals
 from ._response import record_answer, record_failure
 from ._retry import AdaptiveLimit, RetryBudget, RetryPolicy, decide, retry_after_from_headers
 from ._scan_machine import Latencies, NoHedgeBudget
+from ._telemetry import CallTrace, Telemetry
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -325,6 +326,7 @@ class Transport:
         calls: CallsInFlight | None = None,
         owns_session: bool = False,
         query: Mapping[str, str | int | float] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._get_session = get_session
         self._owns_session = owns_session
@@ -349,6 +351,8 @@ class Transport:
         self.max_body_size = max_body_size
         self.calls = CallsInFlight() if calls is None else calls
         self._query = dict(query or {})  # the client's default_query, under every request's own params
+        # Spans and metrics (None: tracing off, or opentelemetry-api not installed).
+        self.telemetry = telemetry
 
     def evolve(
         self,
@@ -359,11 +363,17 @@ class Transport:
         hedge: bool | None = None,
         headers: Mapping[str, str] | None = None,
         query: Mapping[str, str | int | float] | None = None,
+        tracing: bool | None = None,
     ) -> Transport:
         """A transport sharing this one's session, limiter, budget, adaptive limit and calls in flight.
 
         ``headers`` (credentials included) and ``query`` replace this one's when given.
+        ``tracing``: ``None`` keeps this one's telemetry, ``False`` drops it,
+        ``True`` keeps it or starts one.
         """
+        telemetry = self.telemetry
+        if tracing is not None:
+            telemetry = (telemetry or Telemetry(self._base_url)) if tracing else None
         return Transport(
             get_session=self._get_session,
             base_url=self._base_url,
@@ -382,6 +392,7 @@ class Transport:
             calls=self.calls,
             owns_session=self._owns_session,
             query=self._query if query is None else query,
+            telemetry=telemetry,
         )
 
     def url_path(self, path: str) -> str:
@@ -406,6 +417,7 @@ class Transport:
         credentials: bool = True,
         hedge: bool = False,
         headers: Mapping[str, str] | None = None,
+        template: str | None = None,
     ) -> Response:
         """Send ``method path`` until it succeeds or the retry policy gives up.
 
@@ -432,6 +444,9 @@ class Transport:
                 worked is).
             headers: Headers set over the client's for this request (a name
                 replaces the client's in any letter case; checked by the caller).
+            template: ``path`` with ``{...}`` where it holds an id, as in
+                ``PATHS`` (default: ``path``): the span's name and
+                ``url.template`` (low cardinality: no id in them).
 
         Returns:
             The 2xx response with its parsed JSON body (``None`` if empty),
@@ -459,29 +474,47 @@ class Transport:
                 raise NoHedgeBudget
             prepaid = self.budget.cost("hedge")
             retry = _ONE_ATTEMPT
-        with anyio.CancelScope() as scope:
-            calls.add(scope)
-            try:
-                return await self._send(
-                    method,
-                    path,
-                    params,
-                    json,
-                    idempotent,
-                    retry,
-                    on_retry,
-                    parse,
-                    credentials,
-                    prepaid,
-                    headers,
-                )
-            finally:
-                calls.discard(scope)
-        # Only CallsInFlight.close() cancels this scope; the caller's own
-        # cancellation passes through it untouched.
-        raise ClientClosedError(
-            f"the BetatelClient was closed while {method} {self.url_path(path)} was in flight"
-        )
+        trace = None if self.telemetry is None else self._trace(method, template or path, hedge)
+        try:
+            with anyio.CancelScope() as scope:
+                calls.add(scope)
+                try:
+                    response = await self._send(
+                        method,
+                        path,
+                        params,
+                        json,
+                        idempotent,
+                        retry,
+                        on_retry,
+                        parse,
+                        credentials,
+                        prepaid,
+                        headers,
+                        trace,
+                    )
+                finally:
+                    calls.discard(scope)
+                if trace is not None:
+                    trace.succeeded(response.status, response.attempts)
+                return response
+            # Only CallsInFlight.close() cancels this scope; the caller's own
+            # cancellation passes through it untouched.
+            raise ClientClosedError(  # noqa: TRY301 - the except below only ends the span with it
+                f"the BetatelClient was closed while {method} {self.url_path(path)} was in flight"
+            )
+        except BaseException as exc:
+            if trace is not None:
+                trace.failed(exc)
+            raise
+
+    def _trace(self, method: str, template: str, hedge: bool) -> CallTrace | None:
+        """Start a call's span, or drop the telemetry for good if opentelemetry-api is not installed."""
+        assert self.telemetry is not None
+        trace = self.telemetry.call(method, self._prefix + template, hedge=hedge)
+        if trace is None:
+            self.telemetry = None  # the next calls pay one attribute check, no more
+        return trace
 
     async def preconnect(self, count: int) -> None:
         """Make sure ``count`` connections to the API's host are open in the session's pool.
@@ -542,8 +575,10 @@ class Transport:
         credentials: bool,
         prepaid: int | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        trace: CallTrace | None = None,
     ) -> Response:
-        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took).
+        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took;
+        ``trace``: the call's span, told of each retry).
 
         Every answer and failure is told to the ``with_raw_response`` call
         being recorded, if any (see ``_response``).
@@ -611,7 +646,7 @@ class Transport:
             kind = "timeout" if error_kind == "timeout" else "error"
             if decision.retry and self.budget.acquire(kind):
                 retried_cost = self.budget.cost(kind)
-                logger.warning(
+                logger.info(
                     "retrying %s %s in %.2f s (attempt %d failed: %s)",
                     method,
                     full_path,
@@ -619,10 +654,21 @@ class Transport:
                     attempt,
                     decision.reason,
                 )
+                if trace is not None:
+                    trace.retried(attempt, decision.delay, str(status) if error_kind is None else error_kind)
                 if on_retry is not None:
                     on_retry()
                 await anyio.sleep(decision.delay)
                 continue
+            if attempt > 1 or decision.retry:  # retried, or would have been but for the budget
+                logger.warning(
+                    "giving up on %s %s after %d attempt%s (%s)",
+                    method,
+                    full_path,
+                    attempt,
+                    "s" if attempt > 1 else "",
+                    decision.reason if not decision.retry else "the retry budget is spent",
+                )
             error.attempts = attempt
             record_failure(attempt)
             raise error

@@ -119,7 +119,10 @@ async def test_closing_ends_a_running_scan(sandbox: Sandbox) -> None:
     gc.collect()
 
 
-async def test_closing_ends_a_call_waiting_to_retry(sandbox: Sandbox) -> None:
+async def test_closing_ends_a_call_waiting_to_retry(
+    sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="betatel_async")  # retries log at INFO
     sandbox.config.faults = FaultConfig(script=["429"], retry_after=25)
     client = make_client(sandbox, retry=bt.RetryPolicy())
     outcome: list[BaseException] = []

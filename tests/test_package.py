@@ -25,11 +25,11 @@ def test_the_package_ships_py_typed() -> None:
     assert (Path(betatel_async.__file__).parent / "py.typed").is_file()
 
 
-def test_importing_the_sdk_does_not_import_the_cli_or_the_sandbox() -> None:
+def test_importing_the_sdk_does_not_import_the_cli_the_sandbox_or_opentelemetry() -> None:
     code = (
         "import sys, betatel_async; "
         "bad = [m for m in sys.modules if m.startswith(('betatel_async.cli', 'betatel_async.sandbox', "
-        "'rich', 'click', 'aiohttp.web'))]; print(bad)"
+        "'rich', 'click', 'aiohttp.web', 'opentelemetry'))]; print(bad)"
     )
     out = subprocess.run(  # noqa: S603 - our own interpreter, our own code
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -337,6 +337,7 @@ class ListingResource(Generic[T]):
                 hedge=settings.hedge,
                 latencies=query.latencies(),
                 preconnect=query.preconnect,
+                telemetry=self._transport.telemetry,
             )
         )
 

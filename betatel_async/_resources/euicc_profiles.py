@@ -72,7 +72,7 @@ class EuiccProfiles:
                 one of the wrong type (named).
         """
         path = self._path("euicc_profile", iccid)
-        response = await self._transport.request("GET", path)
+        response = await self._transport.request("GET", path, template=PATHS["euicc_profile"])
         return decode_model(response.data, EuiccProfile, method="GET", path=self._transport.url_path(path))
 
     async def qr_code(self, iccid: str) -> bytes:
@@ -95,7 +95,7 @@ class EuiccProfiles:
                 (neither an ``image/*`` content type nor image bytes).
         """
         path = self._path("euicc_qr_code", iccid)
-        response = await self._transport.request("GET", path, parse=False)
+        response = await self._transport.request("GET", path, parse=False, template=PATHS["euicc_qr_code"])
         body: bytes = response.data
         if not body or not (
             is_image(body) or (response.content_type.startswith("image/") and not _is_text(body))

@@ -133,7 +133,7 @@ class PackageTemplates(ListingResource[PackageTemplate]):
                 one of the wrong type (named).
         """
         path = PATHS["package_template"].format(id=check_int("template_id", template_id))
-        response = await self._transport.request("GET", path)
+        response = await self._transport.request("GET", path, template=PATHS["package_template"])
         return decode_model(response.data, PackageTemplate, method="GET", path=self._transport.url_path(path))
 
     async def create(

@@ -138,7 +138,7 @@ class Packages(ListingResource[Package]):
             NotFoundError: No such package.
         """
         path = PATHS["package"].format(id=path_segment("id", id))
-        response = await self._transport.request("GET", path)
+        response = await self._transport.request("GET", path, template=PATHS["package"])
         return decode_model(response.data, Package, method="GET", path=self._transport.url_path(path))
 
     async def create(self, *, sim: str, package_template: int, time_allowance: int | None = None) -> Package:
@@ -302,7 +302,7 @@ class Packages(ListingResource[Package]):
         segment = path_segment("id", package_id)
         path = PATHS[action].format(id=segment)
         try:
-            response = await self._transport.request("POST", path, idempotent=False)
+            response = await self._transport.request("POST", path, idempotent=False, template=PATHS[action])
         except APIError as exc:
             if not is_ambiguous(exc):
                 raise
@@ -310,7 +310,7 @@ class Packages(ListingResource[Package]):
             current = await self.get(package_id)
             if current.status == target:
                 return
-            response = await self._transport.request("POST", path, idempotent=False)
+            response = await self._transport.request("POST", path, idempotent=False, template=PATHS[action])
         data = response.data
         if data is None or data is True:
             return

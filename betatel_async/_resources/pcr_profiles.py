@@ -44,7 +44,7 @@ class PcrProfiles:
                 one of the wrong type (named).
         """
         path = self._path(iccid)
-        response = await self._transport.request("GET", path)
+        response = await self._transport.request("GET", path, template=PATHS["pcr_profile"])
         return decode_model(response.data, PcrProfile, method="GET", path=self._transport.url_path(path))
 
     async def update(
@@ -120,5 +120,5 @@ class PcrProfiles:
         policy = given.get("route_policy", current.route_policy)
         if policy is not None or "route_policy" in given:
             body["route_policy"] = policy
-        await self._transport.request("PUT", path, json=body)
+        await self._transport.request("PUT", path, json=body, template=PATHS["pcr_profile"])
         return await self.get(iccid)

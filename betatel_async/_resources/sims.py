@@ -89,7 +89,7 @@ class Sims(ListingResource[Sim]):
         """
         segment = path_segment("iccid", check_iccid("iccid", iccid))
         path = PATHS["sim"].format(iccid=segment)
-        response = await self._transport.request("GET", path)
+        response = await self._transport.request("GET", path, template=PATHS["sim"])
         return decode_model(response.data, Sim, method="GET", path=self._transport.url_path(path))
 
     def pages(self, **kwargs: Unpack[_Scan]) -> PageScan[Sim]:

@@ -80,6 +80,9 @@ async def configures() -> None:
     async with bt.BetatelClient(api_key="k", user_id="u", max_concurrency=8, max_body_size=1 << 20) as client:
         assert_type(client, bt.BetatelClient)
         assert_type(client.with_options(max_body_size=1 << 24, timeout=5), bt.BetatelClient)
+        assert_type(client.with_options(tracing=False), bt.BetatelClient)
+    async with bt.BetatelClient(api_key="k", user_id="u", tracing=False) as client:
+        assert_type(client, bt.BetatelClient)
     async with bt.BetatelClient.from_env(retry=bt.RetryPolicy(max_attempts=5)) as client:
         assert_type(client.state, bt.ClientState)
     try:

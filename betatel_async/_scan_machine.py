@@ -714,6 +714,8 @@ class ScanMachine(Generic[P]):
         self._stage: _Stage = "idle"
         self._page: Window | None = None  # the page the consumer holds (read, deduped, to hand)
         self._page_items = 0
+        # The last page handed on (window, items, items dropped), until the next is read: its items may not build.
+        self._handed: tuple[Window, int, int] | None = None
         self._drop: tuple[int, ...] = ()
         self._failure: BaseException | None = None
         self._hand_arrived = True  # whether pages that arrived before the failure are still handed on
@@ -797,6 +799,9 @@ class ScanMachine(Generic[P]):
         """The consumer read the page of :class:`Read`: its envelope's ``offset`` and ``total``, its item count."""
         self._expect("reading", window)
         self._stage, self._page = "idle", None
+        self._handed = None
+        if self._failure is not None and not self._hand_arrived:
+            return  # given before the page handed last failed to build: the scan fails at once
         plan, report = self._plan, self.report
         report._saw_total(total)
         if offset != window.offset:
@@ -833,11 +838,22 @@ class ScanMachine(Generic[P]):
         self._drop = ()
 
     def unreadable(self, window: Window, error: BaseException, now: float) -> None:
-        """The consumer could not read (or build) the page it was given: ``error`` ends the scan."""
-        if self._stage == "idle" or self._page != window:
+        """The consumer could not read (or build) the page it was given: ``error`` ends the scan.
+
+        The page may be the last :class:`Hand`'s (without deduplication, the consumer builds the
+        items as it hands them on, and the machine may have given its next step meanwhile): it is
+        then not counted as handed on, and a page given to read meanwhile is not used.
+        """
+        handed = self._handed
+        if self._stage != "idle" and self._page == window:
+            self._stage = "idle"
+            self._page = None
+        elif handed is not None and handed[0] == window:
+            self.report.items -= handed[1]
+            self.report.duplicates_dropped -= handed[2]
+        else:
             raise ValueError(f"{window} is not the page the consumer holds")
-        self._stage = "idle"
-        self._page = None
+        self._handed = None
         self._fail(error, hand_arrived=False)
 
     def built(self, window: Window, keys: Sequence[Hashable], now: float) -> None:
@@ -990,6 +1006,7 @@ class ScanMachine(Generic[P]):
         self._page = None
         report = self.report
         report.items += self._page_items - len(drop)
+        self._handed = (window, self._page_items - len(drop), len(drop))
         report.duplicates_dropped += len(drop)
         report.elapsed = now - self._started
         return Hand(window, drop)

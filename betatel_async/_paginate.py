@@ -14,9 +14,10 @@ its next action, and:
 - :class:`Cancel`: cancels that request (its worker carries on with the next);
 - :class:`Remember`: tells the client's totals cache;
 - :class:`Preconnect`: opens connections in the background;
-- :class:`Read`, :class:`Dedupe`, :class:`Hand`: the consumer's steps, in
+- :class:`Read`, :class:`Build`, :class:`Hand`: the consumer's steps, in
   the consumer's task (an async generator): read the body (JSON, envelope),
-  build the typed items (their keys, to dedupe), hand the page on;
+  build the typed items (and their keys, for a scan that dedupes), hand the
+  page on;
 - :class:`Restart`: tells a snapshot's consumer to throw away what it kept;
 - :class:`Fail`, :class:`Done`: raises, returns;
 - :class:`Wait`: sleeps until a request reports (or the deadline).
@@ -49,8 +50,8 @@ from ._errors import BetatelError, MalformedResponseError, ScanError
 from ._models import Page
 from ._scan_machine import (
     Action,
+    Build,
     Cancel,
-    Dedupe,
     Done,
     DriftPolicy,
     Fail,
@@ -287,25 +288,24 @@ class ScanDriver(Generic[T]):
                     machine.read(
                         window, offset=raw.offset, total=raw.total, items=len(raw.items), now=loop.time()
                     )
-                elif type(action) is Dedupe or type(action) is Hand:
-                    if page is None:
-                        if started:
-                            # Let the requests just started go out before this
-                            # task spends the CPU on building the page's items.
-                            await asyncio.sleep(0)
-                        assert raw is not None
-                        try:
-                            page = self._build(raw) if self._typed else raw
-                        except MalformedResponseError as exc:
-                            machine.unreadable(action.window, exc, loop.time())
-                            raw = None
-                            continue
-                        raw = None
-                    if type(action) is Dedupe:
-                        key = listing.key
-                        machine.built(action.window, [key(item) for item in page.items], loop.time())
+                elif type(action) is Build:
+                    if started:
+                        # Let the requests just started go out before this
+                        # task spends the CPU on building the page's items.
+                        await asyncio.sleep(0)
+                    assert raw is not None
+                    try:
+                        page = self._build(raw) if self._typed else raw
+                    except MalformedResponseError as exc:
+                        machine.unreadable(action.window, exc, loop.time())
                         continue
-                    assert type(action) is Hand
+                    finally:
+                        raw = None
+                    key = listing.key
+                    keys = [key(item) for item in page.items] if action.keys else None
+                    machine.built(action.window, keys, loop.time())
+                elif type(action) is Hand:
+                    assert page is not None
                     if action.drop:
                         page = _without(page, action.drop)
                     if self._on_progress is not None:

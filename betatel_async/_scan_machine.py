@@ -39,14 +39,16 @@ from ._errors import DriftError, ScanError
 
 __all__ = [
     "Action",
+    "Build",
     "Cancel",
-    "Dedupe",
     "Done",
     "Drift",
     "DriftPolicy",
     "Fail",
     "Fetch",
     "Hand",
+    "Latencies",
+    "NoHedgeBudget",
     "Preconnect",
     "Read",
     "Remember",
@@ -565,10 +567,15 @@ class Read(Generic[P]):
 
 
 @attrs.frozen(slots=True)
-class Dedupe:
-    """The consumer builds the page's items and reports their keys with :meth:`ScanMachine.built`."""
+class Build:
+    """The consumer builds the page's typed items and reports it with :meth:`ScanMachine.built`
+    (with their keys if ``keys``: a scan that dedupes), or :meth:`ScanMachine.unreadable`.
+
+    Before :class:`Hand`, so a page whose items cannot be built is never counted as handed on.
+    """
 
     window: Window
+    keys: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -610,24 +617,25 @@ class Wait:
 
 
 Action: TypeAlias = (
-    Fetch | Cancel | Preconnect | Remember | Read[P] | Dedupe | Hand | Restart | Fail | Done | Wait
+    Fetch | Cancel | Preconnect | Remember | Read[P] | Build | Hand | Restart | Fail | Done | Wait
 )
 """What :meth:`ScanMachine.next_action` asks the driver to do."""
 
 _WAIT = Wait()
 _DONE = Done()
 
-_Stage = Literal["idle", "reading", "dedupe", "keys", "hand"]
+_Stage = Literal["idle", "reading", "build", "building", "hand"]
 """Where the consumer is with its page (one page at a time): none; given to
-read; read, to dedupe; given to dedupe; to hand on. Each step is given once."""
+read; read, to build; given to build; built, to hand on. Each step is given once."""
 
 
 class ScanMachine(Generic[P]):
     """A whole scan, as rules: pure, fed events, asked for actions. Private.
 
     The consumer's side goes one page at a time: :class:`Read` (report with
-    :meth:`read` or :meth:`unreadable`), then, keeping keys, :class:`Dedupe`
-    (report with :meth:`built`), then :class:`Hand`. Requests go out as
+    :meth:`read` or :meth:`unreadable`), then :class:`Build` (report with
+    :meth:`built`, with the items' keys when the scan dedupes, or
+    :meth:`unreadable`), then :class:`Hand`. Requests go out as
     :class:`Fetch` and come back through :meth:`arrived` or :meth:`failed`;
     an event about a request the machine cancelled, or of an earlier pass, is
     ignored. :meth:`next_action` returns chores first (cancellations, totals
@@ -714,8 +722,6 @@ class ScanMachine(Generic[P]):
         self._stage: _Stage = "idle"
         self._page: Window | None = None  # the page the consumer holds (read, deduped, to hand)
         self._page_items = 0
-        # The last page handed on (window, items, items dropped), until the next is read: its items may not build.
-        self._handed: tuple[Window, int, int] | None = None
         self._drop: tuple[int, ...] = ()
         self._failure: BaseException | None = None
         self._hand_arrived = True  # whether pages that arrived before the failure are still handed on
@@ -799,9 +805,6 @@ class ScanMachine(Generic[P]):
         """The consumer read the page of :class:`Read`: its envelope's ``offset`` and ``total``, its item count."""
         self._expect("reading", window)
         self._stage, self._page = "idle", None
-        self._handed = None
-        if self._failure is not None and not self._hand_arrived:
-            return  # given before the page handed last failed to build: the scan fails at once
         plan, report = self._plan, self.report
         report._saw_total(total)
         if offset != window.offset:
@@ -834,35 +837,29 @@ class ScanMachine(Generic[P]):
         if plan.past_end(window):  # a guess past the end (unordered): it taught the total, nothing to hand on
             return
         self._page, self._page_items = window, items
-        self._stage = "dedupe" if self._seen is not None else "hand"
+        self._stage = "build"
         self._drop = ()
 
     def unreadable(self, window: Window, error: BaseException, now: float) -> None:
-        """The consumer could not read (or build) the page it was given: ``error`` ends the scan.
-
-        The page may be the last :class:`Hand`'s (without deduplication, the consumer builds the
-        items as it hands them on, and the machine may have given its next step meanwhile): it is
-        then not counted as handed on, and a page given to read meanwhile is not used.
-        """
-        handed = self._handed
-        if self._stage != "idle" and self._page == window:
-            self._stage = "idle"
-            self._page = None
-        elif handed is not None and handed[0] == window:
-            self.report.items -= handed[1]
-            self.report.duplicates_dropped -= handed[2]
-        else:
+        """The consumer could not read the page of :class:`Read`, or build the items of
+        :class:`Build`'s: ``error`` ends the scan at once."""
+        if self._stage not in ("reading", "building") or self._page != window:
             raise ValueError(f"{window} is not the page the consumer holds")
-        self._handed = None
+        self._stage = "idle"
+        self._page = None
         self._fail(error, hand_arrived=False)
 
-    def built(self, window: Window, keys: Sequence[Hashable], now: float) -> None:
-        """The consumer built the items of :class:`Dedupe`'s page: their keys, in order."""
-        self._expect("keys", window)
+    def built(self, window: Window, keys: Sequence[Hashable] | None, now: float) -> None:
+        """The consumer built the items of :class:`Build`'s page: their keys, in order, if it asked for them."""
+        self._expect("building", window)
         seen = self._seen
-        assert seen is not None
-        if len(keys) != self._page_items:
-            raise ValueError(f"{len(keys)} keys for a page of {self._page_items} items")
+        if seen is None:
+            self._stage = "hand"
+            return
+        if keys is None or len(keys) != self._page_items:
+            raise ValueError(
+                f"{'no' if keys is None else len(keys)} keys for a page of {self._page_items} items"
+            )
         this_pass = self._pass
         drop: list[int] = []
         for position, key in enumerate(keys):
@@ -903,10 +900,10 @@ class ScanMachine(Generic[P]):
         stage = self._stage
         if stage == "hand":
             return self._hand(now)
-        if stage == "dedupe":
+        if stage == "build":
             assert self._page is not None
-            self._stage = "keys"
-            return Dedupe(self._page)
+            self._stage = "building"
+            return Build(self._page, keys=self._seen is not None)
         if stage != "idle":  # the consumer is on its step
             return self._wait(limit)
         if self._drift_total is not None:
@@ -1006,7 +1003,6 @@ class ScanMachine(Generic[P]):
         self._page = None
         report = self.report
         report.items += self._page_items - len(drop)
-        self._handed = (window, self._page_items - len(drop), len(drop))
         report.duplicates_dropped += len(drop)
         report.elapsed = now - self._started
         return Hand(window, drop)

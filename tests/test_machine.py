@@ -35,8 +35,8 @@ from betatel_async import APIError, DriftError, MalformedResponseError, ScanErro
 from betatel_async._scan_machine import (
     PRECONNECT_MAX,
     Action,
+    Build,
     Cancel,
-    Dedupe,
     Done,
     Fail,
     Fetch,
@@ -571,27 +571,19 @@ class Sim:
                     continue
                 self._on_read(window, body)
                 machine.read(window, offset=body.offset, total=body.total, items=len(body.keys), now=self.now)
-            elif isinstance(action, Dedupe):
-                if sc.on_drift != "restart" or body is None:
-                    self.violation("protocol", f"{action} when no page is read or without restart")
+            elif isinstance(action, Build):
+                if body is None or action.keys != (sc.on_drift == "restart"):
+                    self.violation("protocol", f"{action} when no page is read, or keys asked wrongly")
                     raise StalledError("protocol")
-                if body.unbuildable:  # the driver builds the items here, to know their keys
+                if body.unbuildable:
                     machine.unreadable(action.window, self._unreadable("items do not build"), self.now)
                     body = None
                     continue
-                machine.built(action.window, list(body.keys), self.now)
+                machine.built(action.window, list(body.keys) if action.keys else None, self.now)
             elif isinstance(action, Hand):
                 if body is None:
                     self.violation("protocol", f"{action} without a page read")
                     raise StalledError("protocol")
-                if body.unbuildable and sc.on_drift != "restart":
-                    # The driver builds the items as it hands them on. (It first lets the requests
-                    # it just started go out, and an answer coming then asks the machine, which may
-                    # give the next step, Done included, before the build fails: a driver defect,
-                    # not simulated; see test_a_page_handed_on_whose_items_do_not_build_fails_the_scan.)
-                    machine.unreadable(action.window, self._unreadable("items do not build"), self.now)
-                    body = None
-                    continue
                 drop = set(action.drop)
                 if len(drop) != len(action.drop) or not all(0 <= d < len(body.keys) for d in drop):
                     self.violation("protocol", f"{action}: bad positions for {len(body.keys)} items")
@@ -1009,10 +1001,9 @@ def test_a_page_that_cannot_be_read_or_built_fails_the_scan_at_once_and_the_firs
     assert sim.machine.report.items == len(sim.items())
 
 
-def test_a_page_handed_on_whose_items_do_not_build_fails_the_scan() -> None:
-    """Without deduplication the consumer builds a page's items as it hands it on: it reports the
-    failure for the page of the last :class:`Hand`, which then does not count as handed; a page
-    the machine gave to read meanwhile is not used."""
+def test_a_page_whose_items_do_not_build_fails_the_scan_and_is_never_handed() -> None:
+    """Build comes before Hand: a page whose items cannot be built fails the scan at once, is not
+    counted as handed on, and nothing the machine gave meanwhile is used."""
     machine: ScanMachine[str] = ScanMachine(page_size=10, lookahead=30, expected_total=30)
     fetches = [machine.next_action(0, 3) for _ in range(3)]
     assert [f.window.offset for f in fetches if isinstance(f, Fetch)] == [0, 10, 20]
@@ -1022,17 +1013,15 @@ def test_a_page_handed_on_whose_items_do_not_build_fails_the_scan() -> None:
     assert machine.next_action(0, 3) == Read(first, "body")
     machine.read(first, offset=0, total=30, items=10, now=0)
     assert machine.next_action(0, 3) == Remember(30)
-    assert machine.next_action(0, 3) == Hand(first)
-    # The consumer builds the page's items; meanwhile an answer asks the machine:
-    assert machine.next_action(0, 3) == Read(Window(10, 10), "body")
+    assert machine.next_action(0, 3) == Build(first, keys=False)
+    # While the consumer builds, an answer asks the machine: nothing for the consumer.
+    assert machine.next_action(0, 3) == Wait()
     error = MalformedResponseError("an item is not a SIM")
     machine.unreadable(first, error, 0)
-    assert machine.report.items == 0
-    machine.read(Window(10, 10), offset=10, total=30, items=10, now=0)  # the step given meanwhile
     assert machine.next_action(0, 3) == Fail(error)
     assert machine.report.items == 0
     with pytest.raises(ValueError, match="not the page"):
-        machine.unreadable(Window(20, 10), error, 0)
+        machine.unreadable(Window(10, 10), error, 0)
 
 
 # -- the module stays pure --------------------------------------------------------------------------

@@ -372,3 +372,32 @@ async def test_pages_of_a_capped_server_start_where_their_windows_were_asked(ord
     assert {offset for offset, _ in got} <= set(asked)
     assert len(got) > 300 // 100  # the remainders were asked for
     assert [iccid for _, items in got for iccid in items] == everything
+
+
+# -- a page whose items do not build ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("on_drift", ["raise", "restart"])
+@pytest.mark.parametrize("pages", [1, 3])
+async def test_a_page_whose_items_are_not_sims_fails_the_scan_with_malformed_response(
+    documented_page: dict[str, Any], on_drift: str, pages: int
+) -> None:
+    """The last page's item is a bare number: MalformedResponseError, nothing of that page yielded
+    (with one page, the scan's end must not pass for a complete scan)."""
+    total = pages
+
+    async def handler(request: web.Request) -> web.Response:
+        offset = _offset(request.query)
+        sim = dict(documented_page["sims"][0], iccid=f"8914800000401{offset:07d}")
+        item: Any = 12345 if offset == total - 1 else sim
+        page = dict(documented_page, total=total, offset=offset, sims=[item] if offset < total else [])
+        return web.Response(body=orjson.dumps(page), content_type="application/json")
+
+    async with web_server(handler) as url, _client(url) as client:
+        got: list[str] = []
+        with pytest.raises(bt.MalformedResponseError):
+            async with client.sims.iter(page_size=1, on_drift=on_drift) as scan:  # type: ignore[call-overload]
+                async for sim in scan:
+                    got.append(sim.iccid)
+        assert len(got) == total - 1
+        assert scan.report.items == total - 1

@@ -276,27 +276,7 @@ class PackageTemplates(ListingResource[PackageTemplate]):
     async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
         """Export every package template to a file, in listing order: atomic and resumable.
 
-        Args:
-            path: The file to write. It is written as ``PATH.partial`` beside it
-                and renamed onto ``path`` (after an fsync) only once complete;
-                ``PATH.checkpoint.json`` records the progress meanwhile.
-            **kwargs: The filters of :meth:`list` (:class:`PackageTemplateFilters`) and :class:`ExportOptions` (``format``, ``resume``,
-                ``page_size``, ``concurrency``, ``on_progress``).
-
-        Returns:
-            What was written: path, format, items, pages, the scan's report,
-            and ``resumed_from``.
-
-        Raises:
-            InvalidArgumentError: A bad filter or option, an unknown format, a
-                path that is a directory, Parquet without pyarrow (all named,
-                before any request), or ``resume`` with the checkpoint of
-                another export.
-            ExportError: The file cannot be written (the checkpoint saved last
-                stays, so ``resume=True`` continues), or the listing changed
-                before the resume point (start anew).
-            APIError: A page request failed after retries (the checkpoint is saved first).
-            DriftError: The listing changed during the scan (resume to continue).
+        Args, return value and errors as :meth:`Sims.export`.
         """
         return await self._export(path, kwargs)
 

@@ -42,17 +42,17 @@ class Countries(ListingResource[Country]):
         return await self._list(offset, count, {})
 
     def pages(self, **options: Unpack[ScanOptions]) -> PageScan[Country]:
-        """Every page of countries, fetched concurrently: options as :class:`ScanOptions`.
-        See :meth:`Sims.pages`."""
+        """Every page of countries, fetched concurrently: options as [`ScanOptions`][betatel_async.ScanOptions].
+        See [`Sims.pages()`][betatel_async.Sims.pages]."""
         return self._pages(options)
 
     def iter(self, **options: Unpack[ScanOptions]) -> ItemScan[Country]:
-        """Every country, fetched concurrently. Options as :meth:`pages`; see :meth:`Sims.iter`."""
+        """Every country, fetched concurrently. Options as `pages()`; see [`Sims.iter()`][betatel_async.Sims.iter]."""
         return self._iter(options)
 
     async def all(self, **options: Unpack[SnapshotOptions]) -> builtins.list[Country]:
         """Every country as a list: a consistent snapshot. Options as
-        :class:`SnapshotOptions`; see :meth:`Sims.all`."""
+        [`SnapshotOptions`][betatel_async.SnapshotOptions]; see [`Sims.all()`][betatel_async.Sims.all]."""
         return await self._all(options)
 
     async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[ExportOptions]) -> ExportResult:
@@ -62,7 +62,7 @@ class Countries(ListingResource[Country]):
             path: The file to write. It is written as ``PATH.partial`` beside it
                 and renamed onto ``path`` (after an fsync) only once complete;
                 ``PATH.checkpoint.json`` records the progress meanwhile.
-            **kwargs: :class:`ExportOptions` (``format``, ``resume``,
+            **kwargs: [`ExportOptions`][betatel_async.ExportOptions] (``format``, ``resume``,
                 ``page_size``, ``concurrency``, ``on_progress``).
 
         Returns:

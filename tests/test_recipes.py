@@ -165,7 +165,8 @@ async def test_recipe_queue_worker_creates_and_activates(sandbox: Sandbox) -> No
     async with bt.BetatelClient(
         api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url, max_concurrency=4
     ) as client:
-        done, failed = await provision(client, free, template)
+        with anyio.fail_after(15):  # a worker that stopped marking its items done would hang here
+            done, failed = await provision(client, free, template)
         assert failed == {}
         assert sorted(p.sim or "" for p in done) == sorted(free)
         active = await client.packages.all(status="ACTIVE")

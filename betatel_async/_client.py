@@ -148,7 +148,7 @@ class BetatelClient:
         tracing: With ``opentelemetry-api`` installed (the ``otel`` extra),
             every call is a span of the global tracer provider and its
             duration and retries go to the global meter provider (default
-            true; see the README's "Tracing, logging and metrics").
+            true; see the guide "Tracing, logging and metrics", ``docs/pages/observability.md``).
             ``False``: no span, no metric, and OpenTelemetry is not imported.
             Without the package this changes nothing.
 

@@ -170,7 +170,7 @@ class Sims(ListingResource[Sim]):
         The format is ``format``, or the path's suffix (``.jsonl``/``.ndjson``,
         ``.csv``, ``.parquet``/``.pq``). JSON Lines holds each item's JSON as the
         API sent it; CSV and Parquet hold the typed items (Parquet needs the
-        ``parquet`` extra). See the README's "Export" section.
+        ``parquet`` extra). See the guide "Exports" (``docs/pages/exports.md``).
 
         Args:
             path: The file to write. It is written as ``PATH.partial`` beside it

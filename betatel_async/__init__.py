@@ -2,7 +2,7 @@
 
 Typed models, concurrent offset pagination that is complete and in order in
 bounded memory, retries with backoff, typed errors, and an embedded sandbox
-server (:mod:`betatel_async.sandbox`) to test against.
+server (`betatel_async.sandbox`) to test against.
 
 Strategy: importing the package imports none of the client until a public
 name is first asked for. pytest loads ``betatel_async.pytest_plugin`` (an

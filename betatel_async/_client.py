@@ -103,7 +103,7 @@ class BetatelClient:
         connect_timeout: Seconds to open a connection (default 10).
         retry: The retry policy (default: 3 attempts, 0.5 s base, 8 s cap,
             full jitter); ``RetryPolicy.none()`` disables retries.
-        retry_budget: The client-wide retry quota (default: see :class:`RetryBudget`).
+        retry_budget: The client-wide retry quota (default: see [`RetryBudget`][betatel_async.RetryBudget]).
         session: An ``aiohttp.ClientSession`` to use. The client does not close
             it. Its connector must allow ``max_concurrency`` connections. A
             scan opens no connection ahead on it (on the client's own
@@ -148,7 +148,7 @@ class BetatelClient:
         tracing: With ``opentelemetry-api`` installed (the ``otel`` extra),
             every call is a span of the global tracer provider and its
             duration and retries go to the global meter provider (default
-            true; see the README's "Tracing, logging and metrics").
+            true; see the guide "Tracing, logging and metrics", ``docs/pages/observability.md``).
             ``False``: no span, no metric, and OpenTelemetry is not imported.
             Without the package this changes nothing.
 
@@ -359,7 +359,7 @@ class BetatelClient:
 
     @functools.cached_property
     def with_raw_response(self) -> BetatelClientWithRawResponse:
-        """This client's single-request methods, each returning a :class:`~betatel_async.RawResponse`::
+        """This client's single-request methods, each returning a [`RawResponse`][betatel_async.RawResponse]::
 
             raw = await client.with_raw_response.sims.get(iccid)
             print(raw.status, raw.request_id, raw.headers.get("Date"))

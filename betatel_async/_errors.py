@@ -1,6 +1,6 @@
 """The exceptions betatel_async raises.
 
-Every exception the SDK raises on purpose derives from :class:`BetatelError`,
+Every exception the SDK raises on purpose derives from [`BetatelError`][betatel_async.BetatelError],
 so ``except BetatelError`` catches them all; aiohttp's exceptions and bare
 ``ExceptionGroup``\\ s never escape. The tree, one class per way a caller
 reacts differently::
@@ -73,7 +73,7 @@ REQUEST_ID_HEADERS: Final = ("X-Request-Id", "Request-Id")
 def request_id_of(headers: Mapping[str, str] | None) -> str | None:
     """The first non-empty ``X-Request-Id`` or ``Request-Id`` in ``headers`` (any letter case), else ``None``.
 
-    Shared by :attr:`APIError.request_id` and ``RawResponse.request_id``.
+    Shared by [`APIError.request_id`][betatel_async.APIError.request_id] and ``RawResponse.request_id``.
     """
     if headers is None:
         return None

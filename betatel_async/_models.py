@@ -19,14 +19,14 @@ ignored on input because the API will grow).
 - Status fields are open sets: a known value decodes to its enum member (which
   is also a ``str``), an unknown one stays a plain ``str`` with its text intact.
 - References (``group``, ``inventory``, ``company`` of a SIM) come either as
-  ``{"id", "name"}`` objects or as bare integer ids; both decode to :class:`Ref`
+  ``{"id", "name"}`` objects or as bare integer ids; both decode to [`Ref`][betatel_async.Ref]
   (``name`` is ``None`` for a bare id, and a bare id is written back as one;
   an object must carry both ``id`` and ``name``).
 - ``package_template`` of a package comes in three shapes: an ``int`` id
-  (lists), the full :class:`PackageTemplate` (``GET /packages/{id}``), or the
-  seven fields of :class:`PackageTemplateInfo` (the create response). An
-  object carrying any key that :class:`PackageTemplate` requires and
-  :class:`PackageTemplateInfo` lacks (``supported_countries``,
+  (lists), the full [`PackageTemplate`][betatel_async.PackageTemplate] (``GET /packages/{id}``), or the
+  seven fields of [`PackageTemplateInfo`][betatel_async.PackageTemplateInfo] (the create response). An
+  object carrying any key that [`PackageTemplate`][betatel_async.PackageTemplate] requires and
+  [`PackageTemplateInfo`][betatel_async.PackageTemplateInfo] lacks (``supported_countries``,
   ``activation_type``, ``created_date``, ``modified_date``, ``status``) is a
   full template, and must then carry all of them; any other object is the
   seven-field info. Each shape is written back as it came.
@@ -404,10 +404,10 @@ class Package:
     """A package on a SIM: list item, detail, or create response.
 
     ``package_template`` is an ``int`` id in lists, the full
-    :class:`PackageTemplate` in the detail view (``GET /packages/{id}``), and
-    a :class:`PackageTemplateInfo` in the create response (the rule that tells
+    [`PackageTemplate`][betatel_async.PackageTemplate] in the detail view (``GET /packages/{id}``), and
+    a [`PackageTemplateInfo`][betatel_async.PackageTemplateInfo] in the create response (the rule that tells
     the two objects apart is in this module's docstring); use
-    :attr:`package_template_id` when only the id matters. ``id``, ``sim``,
+    `package_template_id` when only the id matters. ``id``, ``sim``,
     ``package_template`` and ``status`` are required in every shape; the
     create response's other fields are optional here because lists leave them
     out. Timestamps are raw (milliseconds in the documents);
@@ -430,7 +430,7 @@ class Package:
     time_allowance: int | None = None
     apn: str | None = None
     reconciled: bool = False
-    """Not from the API: ``True`` when :meth:`Packages.create` recovered this
+    """Not from the API: ``True`` when [`Packages.create()`][betatel_async.Packages.create] recovered this
     package by reading it back after an ambiguous failure."""
 
     @property
@@ -498,7 +498,7 @@ class EuiccProfile:
     SIM's IMSIs. ``last_operation_date`` and ``release_date`` are raw Unix
     timestamps; use the ``*_at`` properties for datetimes. The older
     documented answer wrapped as ``{"profile": {...}}`` is unwrapped by
-    :func:`~betatel_async._converter.decode_model`, which every ``get`` uses.
+    `decode_model()`, which every ``get`` uses.
     """
 
     iccid: str

@@ -1,26 +1,26 @@
 """Concurrent offset pagination that is complete, in order, in bounded memory: the asyncio driver.
 
 Strategy: the rules of a scan are a pure machine
-(:class:`~betatel_async._scan_machine.ScanMachine`); this module performs
-what it asks and decides nothing. :class:`ScanDriver` asks the machine for
+(`ScanMachine`); this module performs
+what it asks and decides nothing. `ScanDriver` asks the machine for
 its next action, and:
 
-- :class:`Fetch`: gives the request to a worker task, which sends it
+- `Fetch`: gives the request to a worker task, which sends it
   (through the transport, under the client-wide limiter), reports its
   answer, unread, or its failure, then asks the machine again (so the next
   request goes out as soon as one comes back, without the consumer). A
   worker is started only when none is idle, so a scan never has more
   workers than it had requests in flight at once;
-- :class:`Cancel`: cancels that request (its worker carries on with the next);
-- :class:`Remember`: tells the client's totals cache;
-- :class:`Preconnect`: opens connections in the background;
-- :class:`Read`, :class:`Build`, :class:`Hand`: the consumer's steps, in
+- `Cancel`: cancels that request (its worker carries on with the next);
+- `Remember`: tells the client's totals cache;
+- `Preconnect`: opens connections in the background;
+- `Read`, `Build`, `Hand`: the consumer's steps, in
   the consumer's task (an async generator): read the body (JSON, envelope),
   build the typed items (and their keys, for a scan that dedupes), hand the
   page on;
-- :class:`Restart`: tells a snapshot's consumer to throw away what it kept;
-- :class:`Fail`, :class:`Done`: raises, returns;
-- :class:`Wait`: sleeps until a request reports (or the deadline).
+- `Restart`: tells a snapshot's consumer to throw away what it kept;
+- `Fail`, `Done`: raises, returns;
+- `Wait`: sleeps until a request reports (or the deadline).
 
 A page waiting for its turn is held as the bytes that came, the most compact
 form, and its objects are made just before they are used, so they die young
@@ -32,7 +32,7 @@ Closing the scan (``aclose()``, leaving ``async with``, an error,
 cancelling the consumer, or the event loop finalising an abandoned
 iterator) cancels every request task and waits for them to unwind. The
 request tasks reference the driver, never the consumer's generator nor the
-:class:`PageScan` holding it, so a scan the caller drops becomes unreachable
+[`PageScan`][betatel_async.PageScan] holding it, so a scan the caller drops becomes unreachable
 and its generator's ``finally`` runs.
 """
 
@@ -93,7 +93,7 @@ FetchPage = Callable[[Window, Callable[[], None], bool], Awaitable[bytes]]
 """``fetch(window, on_retry, hedge)``: the body of a 2xx answer to ``window``, not parsed.
 
 ``hedge``: a second request for the window (not retried; it pays from the
-retry budget, or raises :class:`NoHedgeBudget` unsent)."""
+retry budget, or raises `NoHedgeBudget` unsent)."""
 
 
 class ListingMemory(Generic[V]):
@@ -103,7 +103,7 @@ class ListingMemory(Generic[V]):
     scan of a listing seen before plans its first windows on it instead of
     waiting for the first page, see ``ScanPlan``'s ``expected_total``;
     ``list()`` and scans both report it through the listing query's one
-    ``saw_total``), and its answers' :class:`Latencies` (when a request is
+    ``saw_total``), and its answers' `Latencies` (when a request is
     late enough to hedge). Bounded: the least recently used listings are
     forgotten past ``size``; ``size=0`` remembers nothing.
     """
@@ -135,7 +135,7 @@ class PageScan(Generic[T]):
 
     Use it with ``async with`` (or ``contextlib.aclosing``) when you may stop
     early, so that in-flight requests are cancelled at once rather than when
-    the iterator is garbage-collected. :attr:`report` says what happened.
+    the iterator is garbage-collected. `report` says what happened.
 
     Private constructor: obtain one from a resource's ``pages()``.
     """
@@ -168,12 +168,12 @@ class PageScan(Generic[T]):
 
 
 class ScanDriver(Generic[T]):
-    """Performs a :class:`ScanMachine`'s actions with asyncio; decides nothing. Private.
+    """Performs a `ScanMachine`'s actions with asyncio; decides nothing. Private.
 
     Args:
         listing: What the pages hold (envelope key, model, key of an item).
         path: The listing's path, for error messages.
-        fetch: Sends one page request (see :data:`FetchPage`).
+        fetch: Sends one page request (see `FetchPage`).
         remember: Reports a ``total`` to the client's totals cache.
         expected_total: The ``total`` the cache holds for the listing, or ``None``.
         concurrency: The scan's limit of requests in flight now (it follows
@@ -190,7 +190,7 @@ class ScanDriver(Generic[T]):
             not with ``"restart"``, which dedupes by the typed items' keys).
         telemetry: The client's, for the scan's span (``None``: not traced).
         page_size, lookahead, ordered, start, on_drift, max_restarts: The
-            machine's (see :class:`ScanMachine`).
+            machine's (see `ScanMachine`).
     """
 
     def __init__(
@@ -368,7 +368,7 @@ class ScanDriver(Generic[T]):
     # -- performing actions -----------------------------------------------------------------
 
     def _next(self) -> Action[bytes] | None:
-        """The consumer's next step: one a worker was given for it, or the machine's (see :meth:`_perform`)."""
+        """The consumer's next step: one a worker was given for it, or the machine's (see `_perform()`)."""
         action = self._for_consumer
         if action is not None:
             self._for_consumer = None
@@ -376,7 +376,7 @@ class ScanDriver(Generic[T]):
         return self._perform()
 
     def _perform(self) -> Action[bytes] | None:
-        """Perform the machine's actions up to a step for the consumer (returned), or ``None`` on :class:`Wait`."""
+        """Perform the machine's actions up to a step for the consumer (returned), or ``None`` on `Wait`."""
         machine = self._machine
         assert machine is not None
         loop = asyncio.get_running_loop()
@@ -511,10 +511,10 @@ def _without(page: Page[T], drop: tuple[int, ...]) -> Page[T]:
 
 
 class ItemScan(Generic[T]):
-    """An async iterator over the items of a listing (a flattened :class:`PageScan`).
+    """An async iterator over the items of a listing (a flattened [`PageScan`][betatel_async.PageScan]).
 
     Use ``async with client.sims.iter() as sims: async for sim in sims: ...``
-    when you may stop early; :attr:`report` says what happened.
+    when you may stop early; `report` says what happened.
     """
 
     __slots__ = ("_items", "_pages")

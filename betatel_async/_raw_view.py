@@ -1,7 +1,7 @@
-"""``client.with_raw_response``: the client's single-request methods, each returning a :class:`RawResponse`.
+"""``client.with_raw_response``: the client's single-request methods, each returning a [`RawResponse`][betatel_async.RawResponse].
 
 Strategy: one implementation. Each namespace here holds the plain resource's
-bound methods wrapped by :func:`~betatel_async._response.raw_method`, whose
+bound methods wrapped by `raw_method()`, whose
 ``ParamSpec`` keeps every parameter's type, so ``with_raw_response.sims.get``
 takes what ``sims.get`` takes and returns ``RawResponse[Sim]``. Scans
 (``pages``, ``iter``, ``all``, ``status``, ``export``) are not here: they
@@ -88,7 +88,7 @@ class PcrProfilesWithRawResponse:
 
 
 class BetatelClientWithRawResponse:
-    """A view of a client whose single-request methods return :class:`~betatel_async.RawResponse`::
+    """A view of a client whose single-request methods return [`RawResponse`][betatel_async.RawResponse]::
 
         raw = await client.with_raw_response.packages.get("pkg_123456")
         raw.status, raw.request_id, raw.headers["Content-Type"]

@@ -1,11 +1,11 @@
-"""What a call's HTTP answer looked like: :class:`RawResponse`, and how a call's answers are recorded.
+"""What a call's HTTP answer looked like: [`RawResponse`][betatel_async.RawResponse], and how a call's answers are recorded.
 
 Strategy: ``client.with_raw_response`` does not run a second implementation
 of the resources. Its methods are the plain methods wrapped by
-:func:`raw_method`, which opens a :class:`Recording` in a context variable for
+`raw_method()`, which opens a `Recording` in a context variable for
 the length of the call; the transport hands every answer of the call to it
-(:func:`record_answer`, :func:`record_failure`), and the wrapper then builds
-the :class:`RawResponse` from the answer recorded last and the result the
+(`record_answer()`, `record_failure()`), and the wrapper then builds
+the [`RawResponse`][betatel_async.RawResponse] from the answer recorded last and the result the
 plain method returned. A plain call finds no recording and pays one context
 variable lookup per request. A context variable, not an attribute of the
 transport, because calls on one client run concurrently, and the scans a call
@@ -101,7 +101,7 @@ class RawResponse(Generic[T]):
 def raw_response(
     answer: Response, parse: Callable[[], T], *, attempts: int, elapsed: float
 ) -> RawResponse[T]:
-    """The :class:`RawResponse` of a call whose result came from ``answer``."""
+    """The [`RawResponse`][betatel_async.RawResponse] of a call whose result came from ``answer``."""
     return RawResponse(
         status=answer.status,
         headers=answer.headers,
@@ -147,7 +147,7 @@ def record_failure(attempts: int) -> None:
 
 
 def raw_method(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[RawResponse[T]]]:
-    """``method``, returning the :class:`RawResponse` of its call instead of its result.
+    """``method``, returning the [`RawResponse`][betatel_async.RawResponse] of its call instead of its result.
 
     The call runs exactly as the plain one (checks, retries, read-backs,
     decoding) and raises what it raises; the raw response's ``parse()``
@@ -169,7 +169,9 @@ def raw_method(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[RawRe
         return raw_response(answer, parse, attempts=recording.attempts, elapsed=time.monotonic() - started)
 
     functools.update_wrapper(call, method, assigned=("__module__", "__name__", "__qualname__"))
-    call.__doc__ = f"``{method.__qualname__}``, returning the call's :class:`RawResponse`."
+    call.__doc__ = (
+        f"``{method.__qualname__}``, returning the call's [`RawResponse`][betatel_async.RawResponse]."
+    )
     return call
 
 
@@ -178,5 +180,5 @@ def _given(value: T) -> T:
 
 
 def json_parser(content: bytes, decode: Callable[[bytes], Any]) -> Callable[[], Any]:
-    """A ``parse`` for :class:`RawResponse`: ``None`` for an empty body, else ``decode(content)``."""
+    """A ``parse`` for [`RawResponse`][betatel_async.RawResponse]: ``None`` for an empty body, else ``decode(content)``."""
     return functools.partial(decode, content) if content else functools.partial(_given, None)

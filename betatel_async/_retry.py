@@ -7,18 +7,18 @@ makes every rule testable over thousands of generated cases in milliseconds.
 
 Strategy: one failed attempt goes through three independent gates, in order.
 
-1. :func:`decide` answers "may this request be sent again, and after how long?"
-   from the :class:`RetryPolicy`: only failures that are safe to repeat are
+1. `decide()` answers "may this request be sent again, and after how long?"
+   from the [`RetryPolicy`][betatel_async.RetryPolicy]: only failures that are safe to repeat are
    retried (anything idempotent on transient errors and retryable statuses; a
    non-idempotent create only when the connection was never established), the
    wait is capped exponential backoff with full jitter, never shorter than the
    server's ``Retry-After``, and the attempt count and overall deadline bound it.
-2. :class:`RetryBudget` answers "can the client as a whole afford another
+2. [`RetryBudget`][betatel_async.RetryBudget] answers "can the client as a whole afford another
    retry?": a token bucket shared by every call on a client, drained by retries
    and refilled by successes (botocore's standard-mode retry quota). When the
    API is down for everyone, retries stop after a short warm-up instead of
    tripling the load.
-3. :class:`AdaptiveLimit` is separate from retries: AIMD state a scan uses to
+3. [`AdaptiveLimit`][betatel_async.AdaptiveLimit] is separate from retries: AIMD state a scan uses to
    shrink its concurrency on 429s and grow it back on successes.
 
 The transport uses them like this::
@@ -30,9 +30,9 @@ The transport uses them like this::
     ...
     budget.release_success(cost)      # on the eventual 2xx (None if no retry)
 
-``Retry-After`` values come from :func:`parse_retry_after` (delay-seconds or an
-HTTP-date), :func:`parse_retry_after_ms` (the non-standard ``retry-after-ms``)
-or :func:`retry_after_from_headers` (both, ``retry-after-ms`` first).
+``Retry-After`` values come from `parse_retry_after()` (delay-seconds or an
+HTTP-date), `parse_retry_after_ms()` (the non-standard ``retry-after-ms``)
+or `retry_after_from_headers()` (both, ``retry-after-ms`` first).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ DEFAULT_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 rate limited, and the transient server and gateway errors."""
 
 ERROR_KINDS: Final = frozenset({"connect", "timeout", "disconnect", "truncated", "malformed"})
-"""The failure kinds :func:`decide` understands when no usable response arrived:
+"""The failure kinds `decide()` understands when no usable response arrived:
 
 - ``"connect"``: the connection was never established; the request certainly
   did not reach the server.
@@ -156,8 +156,8 @@ class RetryPolicy:
     """How one request is retried: attempt count, backoff, Retry-After and deadline.
 
     Immutable and validated on construction; bad values raise
-    :class:`~betatel_async.InvalidArgumentError` (a ``ValueError``) or
-    :class:`~betatel_async.InvalidArgumentTypeError` (a ``TypeError``) naming
+    [`InvalidArgumentError`][betatel_async.InvalidArgumentError] (a ``ValueError``) or
+    [`InvalidArgumentTypeError`][betatel_async.InvalidArgumentTypeError] (a ``TypeError``) naming
     the field. To change one setting, use ``attrs.evolve``, which validates
     again::
 
@@ -242,7 +242,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     """Seconds to wait, from a ``Retry-After`` header value.
 
     Accepts delay-seconds (``"120"``; a fraction such as ``"1.5"`` too) and an
-    HTTP-date in any form :func:`email.utils.parsedate_to_datetime` reads
+    HTTP-date in any form `email.utils.parsedate_to_datetime()` reads
     (IMF-fixdate, RFC 850, asctime; a date without a zone is taken as UTC).
     Surrounding whitespace is ignored.
 
@@ -301,13 +301,13 @@ def retry_after_from_headers(headers: Mapping[str, str], *, now: datetime | None
     """Seconds to wait, from a response's ``retry-after-ms`` or ``Retry-After``.
 
     ``retry-after-ms`` wins when it holds a usable value (it is the more
-    precise); otherwise ``Retry-After`` is parsed by :func:`parse_retry_after`.
+    precise); otherwise ``Retry-After`` is parsed by `parse_retry_after()`.
 
     Args:
         headers: The response headers. Lookups use the names as written here
             (``"retry-after-ms"``, ``"Retry-After"``), so pass a
             case-insensitive mapping such as aiohttp's ``response.headers``.
-        now: As for :func:`parse_retry_after`.
+        now: As for `parse_retry_after()`.
 
     Returns:
         Seconds (finite, >= 0), or ``None`` if neither header is usable.
@@ -327,7 +327,7 @@ class RetryDecision:
 
     Attributes:
         retry: Whether to send the request again (subject to the client's
-            :class:`RetryBudget`).
+            [`RetryBudget`][betatel_async.RetryBudget]).
         delay: Seconds to wait before the next attempt; ``0.0`` when
             ``retry`` is false.
         reason: One line for logs and error reports saying why, e.g.
@@ -413,11 +413,11 @@ def decide(
         attempt: Number of the attempt that just failed, 1-based.
         method: HTTP method, used in the reason text (``"POST"``).
         status: HTTP status of the response, or ``None`` if none was received.
-        error_kind: One of :data:`ERROR_KINDS` if the attempt failed without a
+        error_kind: One of `ERROR_KINDS` if the attempt failed without a
             usable response, else ``None``.
         retry_after: The server's ``Retry-After`` in seconds (>= 0), or ``None``.
         elapsed: Seconds since the first attempt started (>= 0).
-        rand: Returns a float in ``[0.0, 1.0]``; see :meth:`RetryPolicy.backoff`.
+        rand: Returns a float in ``[0.0, 1.0]``; see [`RetryPolicy.backoff()`][betatel_async.RetryPolicy.backoff].
         idempotent: Whether repeating the request is harmless (GET; activate
             and terminate when the caller says so).
         request_sent: What the transport knows of whether the request reached
@@ -486,12 +486,12 @@ class RetryBudget:
     (``botocore/retries/quota.py`` and ``standard.py``):
 
     - The bucket starts full, at ``capacity`` tokens (500).
-    - Every retry must first :meth:`acquire` its cost: ``retry_cost`` (5), or
+    - Every retry must first `acquire()` its cost: ``retry_cost`` (5), or
       ``timeout_retry_cost`` (10) when the failure was a timeout, which held a
       connection and server capacity for the whole timeout. If the bucket holds
       less, the retry is not made and the call fails with its last error.
     - A failed attempt that is not retried refunds nothing.
-    - A successful call refunds, via :meth:`release_success`, the cost of its
+    - A successful call refunds, via `release_success()`, the cost of its
       last retry if it was retried (the retry paid off, so it was free), or
       ``success_refund`` (1) if it succeeded on the first attempt. The bucket
       never holds more than ``capacity``.
@@ -567,11 +567,11 @@ class RetryBudget:
     def acquire(self, kind: str) -> bool:
         """Take the cost of one retry from the bucket, if it holds enough.
 
-        Call it only once :func:`decide` has said to retry, and remember
-        ``cost(kind)`` to pass to :meth:`release_success` later.
+        Call it only once `decide()` has said to retry, and remember
+        ``cost(kind)`` to pass to `release_success()` later.
 
         Args:
-            kind: The failure being retried; see :meth:`cost`.
+            kind: The failure being retried; see `cost()`.
 
         Returns:
             ``True`` if the tokens were taken and the retry may go ahead;
@@ -610,7 +610,7 @@ class RetryBudget:
 class AdaptiveLimit:
     """Concurrency for a scan that backs off on throttling: AIMD, without a clock.
 
-    Starts at ``limit``. A throttle (429) halves :attr:`current` (never below
+    Starts at ``limit``. A throttle (429) halves `current` (never below
     1); ``current`` consecutive successes add 1 (never above ``limit``), so
     growth takes about one round of requests per step, as TCP's congestion
     window does.
@@ -657,7 +657,7 @@ class AdaptiveLimit:
         """Record a throttled response (429): halve, once per window.
 
         Returns:
-            ``True`` if :attr:`current` went down.
+            ``True`` if `current` went down.
         """
         self._streak = 0
         if not self._armed:
@@ -672,7 +672,7 @@ class AdaptiveLimit:
         """Record a successful response: +1 after ``current`` successes in a row.
 
         Returns:
-            ``True`` if :attr:`current` went up.
+            ``True`` if `current` went up.
         """
         self._streak += 1
         if not self._armed:

@@ -2,9 +2,9 @@
 
 Strategy: built the way h11 and aioquic build a protocol. Nothing here does
 I/O, awaits, or reads a clock: the driver (``_paginate.py``) feeds
-:class:`ScanMachine` events (a request's answer arrived, a request failed,
+`ScanMachine` events (a request's answer arrived, a request failed,
 the consumer read a page and what it said, the keys of the items it built),
-passing the time as an argument, and asks :meth:`ScanMachine.next_action`
+passing the time as an argument, and asks `ScanMachine.next_action()`
 what to do next: send a request for a window, cancel a request, give the
 consumer a page to read, to dedupe or to hand on, remember a total, start
 over, fail, finish, or wait. The driver performs the action and decides
@@ -15,15 +15,15 @@ against simulated servers (``tests/test_machine.py``).
 
 Two layers:
 
-1. :class:`ScanPlan`: one pass over the listing. Which window ``(offset,
+1. `ScanPlan`: one pass over the listing. Which window ``(offset,
    count)`` to fetch next, the order arrived pages are taken in, and what
    each page's ``total`` and length teach (the end, the server's page cap,
    drift, a page that cannot be right).
-2. :class:`ScanMachine`: a whole scan. Request ids, the limit of requests in
+2. `ScanMachine`: a whole scan. Request ids, the limit of requests in
    flight, passes (a restart begins a new plan), the drift policy and its
    restarts, the check of each page's ``offset``, deduplication by key after
    a restart, which failure ends the scan and when (after the pages before
-   it), cancelling what is no longer needed, and the :class:`ScanReport`.
+   it), cancelling what is no longer needed, and the [`ScanReport`][betatel_async.ScanReport].
 """
 
 from __future__ import annotations
@@ -65,20 +65,20 @@ P = TypeVar("P")
 DriftPolicy = Literal["raise", "restart"]
 """What a scan does when a page's ``total`` differs from the first page's.
 
-- ``"raise"``: stop and raise :class:`~betatel_async.DriftError` (after the
+- ``"raise"``: stop and raise [`DriftError`][betatel_async.DriftError] (after the
   items from pages read before the change).
 - ``"restart"``: start the listing over (at most ``max_restarts`` times),
   skipping items whose key was already yielded. Every item present when the
   last page the scan used was answered is yielded exactly once (a change
   after that is seen by no offset scan); an item deleted during the scan may
   have been yielded before it was deleted. Keeps the keys of yielded items in
-  memory, and fails with :class:`~betatel_async.ScanError` if one pass of
+  memory, and fails with [`ScanError`][betatel_async.ScanError] if one pass of
   the listing holds a key twice (the scan could then not yield ``total``
   distinct items).
 """
 
 Policy = Literal["raise", "restart", "snapshot"]
-"""A :data:`DriftPolicy`, or ``"snapshot"`` (private: ``all()``, ``status()``):
+"""A [`DriftPolicy`][betatel_async.DriftPolicy], or ``"snapshot"`` (private: ``all()``, ``status()``):
 start over and have the consumer throw away what it kept (no deduplication)."""
 
 
@@ -102,15 +102,15 @@ class Drift:
 class ScanPlan(Generic[P]):
     """Which windows to fetch and in which order pages are taken. Pure.
 
-    A page goes through three steps: it *arrives* (:meth:`on_arrival`, its
-    body not yet read), it is *taken* (:meth:`take`: in offset order, or any
+    A page goes through three steps: it *arrives* (`on_arrival()`, its
+    body not yet read), it is *taken* (`take()`: in offset order, or any
     order with ``ordered=False``), and the taker *digests* it
-    (:meth:`on_page`: its ``total`` and number of items). Only digested pages
+    (`on_page()`: its ``total`` and number of items). Only digested pages
     teach the plan: the first one gives ``total`` (no other window is planned
     before it, unless an ``expected_total`` is given), a short one before the
     end schedules the rest of its window and teaches the server's cap, one
     with another ``total`` is drift. A request that failed is reported with
-    :meth:`on_failure`.
+    `on_failure()`.
 
     Args:
         page_size: Items to ask for per request.
@@ -126,9 +126,9 @@ class ScanPlan(Generic[P]):
             page arrives or a request fails, so no more than one wave of
             requests is a guess. The first page digested still gives
             ``total``. A guessed window that turns out to start past the end
-            is counted in :attr:`discarded` and is not needed: its page is
-            dropped unread, :attr:`finished` does not wait for its request
-            (listed in :attr:`discarded_in_flight`, for the caller to cancel), and a
+            is counted in `discarded` and is not needed: its page is
+            dropped unread, `finished` does not wait for its request
+            (listed in `discarded_in_flight`, for the caller to cancel), and a
             failure of it does not matter. (Every page the scan uses is
             still checked against the first page's ``total``: a change only
             a page past the end could show happened after all of them were
@@ -189,7 +189,7 @@ class ScanPlan(Generic[P]):
 
     @property
     def discarded_in_flight(self) -> frozenset[int]:
-        """Offsets of guessed requests in flight that turned out to start past the end (see :attr:`discarded`)."""
+        """Offsets of guessed requests in flight that turned out to start past the end (see `discarded`)."""
         return frozenset(self._discarded_in_flight)
 
     @property
@@ -218,13 +218,13 @@ class ScanPlan(Generic[P]):
         return offset >= self._end and offset != self._start
 
     def has_ready(self) -> bool:
-        """Whether :meth:`take` would return a page now."""
+        """Whether `take()` would return a page now."""
         if self._taken is not None:
             return False
         return (self.position in self._arrived) if self.ordered else bool(self._arrived)
 
     def has_window(self) -> bool:
-        """Whether :meth:`next_window` would return a window now."""
+        """Whether `next_window()` would return a window now."""
         if self.total is None:
             return not self._first_planned or self._may_guess()
         if self._remainders and self._fits(self._remainders[0][1], remainder=True):
@@ -338,7 +338,7 @@ class ScanPlan(Generic[P]):
     def take(self) -> tuple[Window, P] | None:
         """The next page to digest, with its window, or ``None`` if it has not arrived.
 
-        The caller reads the page and calls :meth:`on_page` before taking another.
+        The caller reads the page and calls `on_page()` before taking another.
         """
         if not self.has_ready():
             return None
@@ -352,7 +352,7 @@ class ScanPlan(Generic[P]):
         """Digest the taken page of ``window``: the ``total`` it reported and the items it held.
 
         Returns:
-            A :class:`Drift` if ``total`` differs from the first page's (the
+            A `Drift` if ``total`` differs from the first page's (the
             page's items must then not be used), else ``None``.
 
         Raises:
@@ -421,7 +421,7 @@ class ScanReport:
         restarts: Times the scan started over after drift.
         hedges: Hedges sent: a second request for a window whose
             first had been out longer than the listing's answers usually
-            take (see :class:`Latencies`).
+            take (see `Latencies`).
         hedges_won: Hedges whose answer came first (the page handed on is theirs).
         pages_discarded: Requests that turned out not to be needed: they were
             planned on the ``total`` this client saw last time and started
@@ -480,7 +480,7 @@ class Latencies:
     """The latencies of a listing's answers, to tell when a request is late. Private; pure.
 
     Keeps the last ``size`` answers' latencies (seconds from sending a
-    request to its answer). :meth:`hedge_delay` is how long a request may be
+    request to its answer). `hedge_delay()` is how long a request may be
     out before a second one is sent for its window: ``HEDGE_MULTIPLIER``
     times the 95th percentile, at least ``HEDGE_FLOOR``; with fewer than
     ``HEDGE_MIN_SAMPLES`` answers, four times the slowest (at least the
@@ -523,12 +523,12 @@ class Latencies:
 
 @attrs.frozen(slots=True)
 class Fetch:
-    """Send request ``request`` for ``window``; report its answer with :meth:`ScanMachine.arrived`
-    or its failure with :meth:`ScanMachine.failed`.
+    """Send request ``request`` for ``window``; report its answer with `ScanMachine.arrived()`
+    or its failure with `ScanMachine.failed()`.
 
     ``hedge``: a second request for a window already in flight (not retried;
     it pays for itself from the retry budget, and a refusal is reported as
-    the failure :class:`NoHedgeBudget`)."""
+    the failure `NoHedgeBudget`)."""
 
     request: int
     window: Window
@@ -559,8 +559,8 @@ class Remember:
 
 @attrs.frozen(slots=True)
 class Read(Generic[P]):
-    """The consumer reads this answer (its envelope) and reports it with :meth:`ScanMachine.read`,
-    or :meth:`ScanMachine.unreadable`."""
+    """The consumer reads this answer (its envelope) and reports it with `ScanMachine.read()`,
+    or `ScanMachine.unreadable()`."""
 
     window: Window
     body: P
@@ -568,10 +568,10 @@ class Read(Generic[P]):
 
 @attrs.frozen(slots=True)
 class Build:
-    """The consumer builds the page's typed items and reports it with :meth:`ScanMachine.built`
-    (with their keys if ``keys``: a scan that dedupes), or :meth:`ScanMachine.unreadable`.
+    """The consumer builds the page's typed items and reports it with `ScanMachine.built()`
+    (with their keys if ``keys``: a scan that dedupes), or `ScanMachine.unreadable()`.
 
-    Before :class:`Hand`, so a page whose items cannot be built is never counted as handed on.
+    Before `Hand`, so a page whose items cannot be built is never counted as handed on.
     """
 
     window: Window
@@ -619,7 +619,7 @@ class Wait:
 Action: TypeAlias = (
     Fetch | Cancel | Preconnect | Remember | Read[P] | Build | Hand | Restart | Fail | Done | Wait
 )
-"""What :meth:`ScanMachine.next_action` asks the driver to do."""
+"""What `ScanMachine.next_action()` asks the driver to do."""
 
 _WAIT = Wait()
 _DONE = Done()
@@ -632,49 +632,49 @@ read; read, to build; given to build; built, to hand on. Each step is given once
 class ScanMachine(Generic[P]):
     """A whole scan, as rules: pure, fed events, asked for actions. Private.
 
-    The consumer's side goes one page at a time: :class:`Read` (report with
-    :meth:`read` or :meth:`unreadable`), then :class:`Build` (report with
-    :meth:`built`, with the items' keys when the scan dedupes, or
-    :meth:`unreadable`), then :class:`Hand`. Requests go out as
-    :class:`Fetch` and come back through :meth:`arrived` or :meth:`failed`;
+    The consumer's side goes one page at a time: `Read` (report with
+    `read()` or `unreadable()`), then `Build` (report with
+    `built()`, with the items' keys when the scan dedupes, or
+    `unreadable()`), then `Hand`. Requests go out as
+    `Fetch` and come back through `arrived()` or `failed()`;
     an event about a request the machine cancelled, or of an earlier pass, is
-    ignored. :meth:`next_action` returns chores first (cancellations, totals
+    ignored. `next_action()` returns chores first (cancellations, totals
     to remember), then requests to send (up to ``limit`` in flight), then the
-    consumer's next step, else :class:`Wait`. :class:`Fail` and
-    :class:`Done` are final: asked again, it returns them again.
+    consumer's next step, else `Wait`. `Fail` and
+    `Done` are final: asked again, it returns them again.
 
     The rules:
 
-    - The plan's (:class:`ScanPlan`): windows within the look-ahead, the
+    - The plan's (`ScanPlan`): windows within the look-ahead, the
       first page alone teaching ``total`` unless an ``expected_total`` is
       given, remainders of short pages, order.
     - At most ``limit`` requests in flight (the limit given to each
-      :meth:`next_action`: it may change between calls; a lower one sends
+      `next_action()`: it may change between calls; a lower one sends
       nothing until enough requests came back).
     - A page whose envelope's ``offset`` is not the window's is a
-      :class:`~betatel_async.ScanError` (a server that ignores ``offset``
+      [`ScanError`][betatel_async.ScanError] (a server that ignores ``offset``
       would otherwise repeat its first page).
-    - Drift: :class:`~betatel_async.DriftError`, or with ``"restart"`` (or
+    - Drift: [`DriftError`][betatel_async.DriftError], or with ``"restart"`` (or
       ``"snapshot"``) a new pass, at most ``max_restarts`` times.
     - With ``"restart"``, items whose key an earlier pass yielded are dropped;
-      a key twice in one pass is a :class:`~betatel_async.ScanError`.
+      a key twice in one pass is a [`ScanError`][betatel_async.ScanError].
     - A request that failed inside the listing fails the scan: requests in
       flight are cancelled, the pages before it are handed on (all arrived
-      pages, unordered), then :class:`Fail`. A failure past the end (a
+      pages, unordered), then `Fail`. A failure past the end (a
       guess) does not count. A page that cannot be read, or is wrong, fails
       the scan at once. The first failure wins.
     - Guesses found past the end when ``total`` is learned are cancelled.
 
     Args:
         page_size: Items per request.
-        lookahead: See :class:`ScanPlan`.
+        lookahead: See `ScanPlan`.
         ordered: Hand pages on in offset order, or as they arrive.
         start: The offset the scan starts at.
         expected_total: The ``total`` last seen for the listing, or ``None``.
         on_drift: ``"raise"``, ``"restart"`` or ``"snapshot"``.
         max_restarts: Most passes started over on drift.
         latencies: The listing's answer latencies, updated by this scan (a
-            new :class:`Latencies` if ``None``).
+            new `Latencies` if ``None``).
         hedge: Send a second request for a window whose request is late.
         report: The report to keep up to date (a new one if ``None``).
         now: The time the scan starts (any clock, seconds).
@@ -802,7 +802,7 @@ class ScanMachine(Generic[P]):
         self.report.retries += 1
 
     def read(self, window: Window, *, offset: int, total: int, items: int, now: float) -> None:
-        """The consumer read the page of :class:`Read`: its envelope's ``offset`` and ``total``, its item count."""
+        """The consumer read the page of `Read`: its envelope's ``offset`` and ``total``, its item count."""
         self._expect("reading", window)
         self._stage, self._page = "idle", None
         plan, report = self._plan, self.report
@@ -841,8 +841,8 @@ class ScanMachine(Generic[P]):
         self._drop = ()
 
     def unreadable(self, window: Window, error: BaseException, now: float) -> None:
-        """The consumer could not read the page of :class:`Read`, or build the items of
-        :class:`Build`'s: ``error`` ends the scan at once."""
+        """The consumer could not read the page of `Read`, or build the items of
+        `Build`'s: ``error`` ends the scan at once."""
         if self._stage not in ("reading", "building") or self._page != window:
             raise ValueError(f"{window} is not the page the consumer holds")
         self._stage = "idle"
@@ -850,7 +850,7 @@ class ScanMachine(Generic[P]):
         self._fail(error, hand_arrived=False)
 
     def built(self, window: Window, keys: Sequence[Hashable] | None, now: float) -> None:
-        """The consumer built the items of :class:`Build`'s page: their keys, in order, if it asked for them."""
+        """The consumer built the items of `Build`'s page: their keys, in order, if it asked for them."""
         self._expect("building", window)
         seen = self._seen
         if seen is None:

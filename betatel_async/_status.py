@@ -1,7 +1,7 @@
 """SIM inventory statistics, in the manner of TelecomX's ``GET /sim/status``.
 
-Strategy: :class:`StatusAccumulator` is pure (no I/O, no clock until
-:meth:`~StatusAccumulator.result`) and is fed one SIM at a time by a scan
+Strategy: [`StatusAccumulator`][betatel_async.StatusAccumulator] is pure (no I/O, no clock until
+[`result()`][betatel_async.StatusAccumulator.result]) and is fed one SIM at a time by a scan
 (``client.sims.status()``), so it works on a registry of any size in memory
 proportional to the number of distinct holders, networks, statuses and groups,
 not SIMs. ``add()`` runs once per SIM, hundreds of thousands of times, so it
@@ -15,13 +15,13 @@ is a sum of the counts beside it by construction. TelecomX's own example shows
 Keys of the report's dicts are strings, so it serialises to JSON as is:
 
 - status: the SIM's ``sim_status`` text (``"IN_SERVICE"``; an unknown status
-  keeps its text); :data:`NONE_KEY` when the SIM has none (a status sent as
+  keeps its text); `NONE_KEY` when the SIM has none (a status sent as
   the text ``"none"`` is counted with those).
 - network: ``str(sponsor_id)`` of the SIM's IMSIs. A SIM with IMSIs from
   several sponsors counts once under each of them (so network totals may add up
   to more than the SIM total); several IMSIs from one sponsor count once. A SIM
-  without IMSIs, or an IMSI without a sponsor id, counts under :data:`NONE_KEY`.
-- group: ``str(group.id)``, or :data:`NONE_KEY` for a SIM in no group.
+  without IMSIs, or an IMSI without a sponsor id, counts under `NONE_KEY`.
+- group: ``str(group.id)``, or `NONE_KEY` for a SIM in no group.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def _networks(networks: Mapping[str, Mapping[str, int]]) -> dict[str, NetworkCou
 
 
 class StatusAccumulator:
-    """Counts SIMs one at a time into a :class:`SimStatusReport`. Pure.
+    """Counts SIMs one at a time into a [`SimStatusReport`][betatel_async.SimStatusReport]. Pure.
 
     ::
 

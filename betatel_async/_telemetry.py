@@ -2,9 +2,9 @@
 
 Strategy: ``opentelemetry-api`` is optional (the ``otel`` extra) and never
 imported with the package. A client with tracing on (the default) holds a
-:class:`Telemetry`, which costs nothing until the first call; that call
-imports the API once per process (:func:`_load`; an ``ImportError`` means no
-tracing, and the transport then drops its :class:`Telemetry`, so a client
+`Telemetry`, which costs nothing until the first call; that call
+imports the API once per process (`_load()`; an ``ImportError`` means no
+tracing, and the transport then drops its `Telemetry`, so a client
 without the package pays one attribute check per call). Spans come from the
 *global* tracer provider and metrics go to the *global* meter provider: with
 no provider set, the API's proxies record nothing, and they start recording
@@ -112,7 +112,7 @@ class Telemetry:
     """A client's tracing and metrics: where its spans say they went. Private.
 
     Shared by a client and its ``with_options`` views. Creating one imports
-    nothing; :meth:`call` and :meth:`scan` return ``None`` when
+    nothing; `call()` and `scan()` return ``None`` when
     opentelemetry-api is not installed.
     """
 
@@ -221,7 +221,7 @@ class ScanTrace:
 
     The span is never made current in the consumer's task (an async
     generator runs in its caller's context, which it would leak into
-    between pages); :meth:`task_context` gives each request task a context
+    between pages); `task_context()` gives each request task a context
     where it is.
     """
 

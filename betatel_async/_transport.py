@@ -3,13 +3,13 @@
 Strategy: the decisions (retry or not, how long to wait, whether the retry
 budget allows it) are pure functions in ``_retry``; this module only executes
 them. aiohttp's exceptions are mapped to the SDK's in exactly one place,
-:func:`map_aiohttp_error`, most specific class first.
+`map_aiohttp_error()`, most specific class first.
 
 What leaves this module never holds the API key: server text (error bodies,
 a bad status line) is redacted in any letter case, then cut to
 ``MESSAGE_LIMIT`` characters, and an aiohttp exception (whose
 ``request_info`` holds the request's headers) is never chained: the SDK
-error's ``__cause__`` is an :class:`RedactedAiohttpError` of it instead.
+error's ``__cause__`` is an `RedactedAiohttpError` of it instead.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def merge_headers(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str
 class RedactedAiohttpError(Exception):
     """What aiohttp raised, as text: its class and message, the API key redacted.
 
-    The ``__cause__`` of an :class:`~betatel_async.APIConnectionError`. It
+    The ``__cause__`` of an [`APIConnectionError`][betatel_async.APIConnectionError]. It
     stands in for aiohttp's exception, which is not chained because it can
     hold the request's headers (``request_info``), the key among them.
     """
@@ -142,7 +142,7 @@ def map_aiohttp_error(
         The SDK exception to raise, and the kind used by retry decisions:
         ``"connect"`` (the request never left: safe to retry anything),
         ``"timeout"``, ``"disconnect"`` or ``"truncated"``. Its ``__cause__``
-        is an :class:`RedactedAiohttpError` of ``exc``, never ``exc`` itself.
+        is an `RedactedAiohttpError` of ``exc``, never ``exc`` itself.
     """
     error, kind = _map(exc, method=method, path=path, redact=redact)
     try:
@@ -204,7 +204,7 @@ def _map(exc: BaseException, *, method: str, path: str, redact: Callable[[str], 
 
 
 def _cap(text: str) -> str:
-    """``text`` cut to :data:`MESSAGE_LIMIT` characters (redact before: a cut may split the key)."""
+    """``text`` cut to `MESSAGE_LIMIT` characters (redact before: a cut may split the key)."""
     if len(text) <= MESSAGE_LIMIT:
         return text
     return f"{text[:MESSAGE_LIMIT]}... ({len(text) - MESSAGE_LIMIT} more characters)"
@@ -264,7 +264,7 @@ async def _read_head(resp: aiohttp.ClientResponse, limit: int) -> bytes:
 class CallsInFlight:
     """The calls in flight on a client and its ``with_options`` views, so that closing ends them. Private.
 
-    Each call runs in a cancel scope registered here; :meth:`close` cancels
+    Each call runs in a cancel scope registered here; `close()` cancels
     them all and waits until they have ended (each then raises
     ``ClientClosedError``).
     """
@@ -303,7 +303,7 @@ _ONE_ATTEMPT: Final = RetryPolicy(max_attempts=1)
 class Transport:
     """Sends one logical request, with retries, under the client-wide limiter.
 
-    Private: owned by :class:`~betatel_async.BetatelClient`.
+    Private: owned by [`BetatelClient`][betatel_async.BetatelClient].
     """
 
     def __init__(
@@ -533,7 +533,7 @@ class Transport:
         connect, which this cannot reproduce from outside; a connection opened
         another way would sit unused. Does nothing either on a closed client,
         with ``count < 1``, or if aiohttp's pool cannot be read (see
-        :class:`_PoolCounts`). The connections it opens are not reported
+        `_PoolCounts`). The connections it opens are not reported
         to the session's ``trace_configs`` (the requests that use them are,
         as reusing a connection).
 
@@ -577,7 +577,7 @@ class Transport:
         extra_headers: Mapping[str, str] | None = None,
         trace: CallTrace | None = None,
     ) -> Response:
-        """The attempts of :meth:`request`, with their waits (``prepaid``: tokens a hedge took;
+        """The attempts of `request()`, with their waits (``prepaid``: tokens a hedge took;
         ``trace``: the call's span, told of each retry).
 
         Every answer and failure is told to the ``with_raw_response`` call
@@ -686,7 +686,7 @@ class Transport:
     ) -> tuple[int, Response | APIError, float | None, str | None]:
         """One attempt: ``(status, outcome, retry_after, error_kind)``.
 
-        ``outcome`` is the :class:`Response` of a success (``data`` the parsed
+        ``outcome`` is the `Response` of a success (``data`` the parsed
         body, or the bytes when not ``parse``; ``attempts`` and ``elapsed`` are
         the caller's to fill in), or the error to raise or retry.
         ``error_kind`` is set when no usable answer came (see
@@ -787,7 +787,7 @@ class Transport:
         """An error's ``body``: ``data`` (the parsed JSON) with the key redacted in every string
         if the text is short enough to keep whole, else the text, redacted and cut; ``None`` if empty.
 
-        ``data`` is :data:`_NOT_JSON` (or ``None`` from a caller that did not
+        ``data`` is `_NOT_JSON` (or ``None`` from a caller that did not
         parse) when the body is not JSON.
         """
         text = raw.decode("utf-8", "replace")

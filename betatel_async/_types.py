@@ -9,7 +9,7 @@ __all__ = ["NOT_GIVEN", "NotGiven"]
 
 @final
 class NotGiven:
-    """The type of :data:`NOT_GIVEN`: an argument left out, where ``None`` is a value.
+    """The type of [`NOT_GIVEN`][betatel_async.NOT_GIVEN]: an argument left out, where ``None`` is a value.
 
     ``client.pcr_profiles.update(iccid, route_policy=None)`` clears the route
     policy; leaving ``route_policy`` out (its default, ``NOT_GIVEN``) keeps it.
@@ -35,4 +35,4 @@ class NotGiven:
 
 
 NOT_GIVEN: Final = NotGiven()
-"""An argument left out (see :class:`NotGiven`)."""
+"""An argument left out (see [`NotGiven`][betatel_async.NotGiven])."""

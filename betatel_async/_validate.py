@@ -1,8 +1,8 @@
 """Argument checks, run before any request is sent.
 
 Every failure names the argument as the caller spelled it. Wrong types raise
-:class:`InvalidArgumentTypeError` (a ``TypeError``), wrong values
-:class:`InvalidArgumentError` (a ``ValueError``). Messages never echo a
+[`InvalidArgumentTypeError`][betatel_async.InvalidArgumentTypeError] (a ``TypeError``), wrong values
+[`InvalidArgumentError`][betatel_async.InvalidArgumentError] (a ``ValueError``). Messages never echo a
 credential's value.
 """
 
@@ -63,7 +63,7 @@ def check_iccid(name: str, value: object) -> str:
 
 
 def check_optional_iccid(name: str, value: object) -> str | None:
-    """``None`` or an ICCID (a filter), as :func:`check_iccid`."""
+    """``None`` or an ICCID (a filter), as `check_iccid()`."""
     return None if value is None else check_iccid(name, value)
 
 

@@ -45,6 +45,7 @@ from betatel_async._export._read import open_export
 from betatel_async.cli import cli
 from betatel_async.sandbox import SandboxConfig
 
+from ._docs import python_block
 from .test_cli import ThreadSandbox
 
 FORMATS = ["jsonl", "csv", "parquet"]
@@ -610,23 +611,17 @@ def test_item_change_and_export_diff_are_public_attrs_classes() -> None:
     assert attrs.has(ItemChange) and attrs.has(ExportDiff)
 
 
-# ---------------------------------------------------------------- the README's scheduler example
+# ---------------------------------------------------------------- the documented scheduler example
 
 
-def _readme_block(marker: str) -> str:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    blocks = readme.split("```python\n")[1:]
-    return next(block.split("```", 1)[0] for block in blocks if marker in block)
-
-
-def test_the_readme_scheduler_example_exports_today_and_diffs_against_yesterday(tmp_path: Path) -> None:
-    code = _readme_block("async def daily_sims")
+def test_the_documented_scheduler_example_exports_today_and_diffs_against_yesterday(tmp_path: Path) -> None:
+    code = python_block("docs/pages/exports.md", "async def daily_sims")
     code = code.replace(
         "BetatelClient(api_key=KEY, user_id=USER)", "BetatelClient(api_key=KEY, user_id=USER, base_url=BASE)"
     )
     assert "base_url=BASE" in code
     namespace: dict[str, Any] = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own example
+    exec(compile(code, "exports.md", "exec"), namespace)  # noqa: S102 - the documentation's own example
     with ThreadSandbox(SandboxConfig(sims=120, seed=3)) as live:
         sb = live.sandbox
         namespace.update(KEY=sb.api_key, USER=sb.user_id, BASE=sb.url)

@@ -16,7 +16,7 @@ import pytest
 import betatel_async.sandbox
 from betatel_async import BetatelClient
 
-from ._readme import python_blocks
+from ._docs import python_blocks
 
 pytest_plugins = ["pytester"]
 
@@ -48,23 +48,23 @@ def anyio_backend():
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A user's project: strict warnings, and the conftest the README shows."""
+    """A user's project: strict warnings, and the conftest the documentation shows."""
     pytester.makeini(_INI)
     pytester.makeconftest(_CONFTEST)
     return pytester
 
 
 def _readme_files() -> dict[str, str]:
-    """The files of the README's plugin section, by the name each one's first line gives."""
+    """The files of the plugin section of "Sandbox and testing", by the name each one's first line gives."""
     files = {}
-    for block in python_blocks("Testing your code against the sandbox"):
+    for block in python_blocks("docs/pages/sandbox.md", "Testing your code against the sandbox"):
         first, _, body = block.partition("\n")
-        assert first.startswith("# "), f"a README test file starts with '# <file name>': {first!r}"
+        assert first.startswith("# "), f"a documented test file starts with '# <file name>': {first!r}"
         files[first.removeprefix("# ")] = body
     return files
 
 
-def test_the_readme_example_tests_pass(pytester: pytest.Pytester) -> None:
+def test_the_documented_example_tests_pass(pytester: pytest.Pytester) -> None:
     files = _readme_files()
     assert sorted(files) == ["conftest.py", "test_my_code.py", "test_under_faults.py"]
     pytester.makeini(_INI)

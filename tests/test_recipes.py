@@ -1,4 +1,8 @@
-"""The README's recipes, run as written against the sandbox."""
+"""The recipes of ``docs/pages/recipes.md``, run as written against the sandbox.
+
+Each recipe's code is read from the page and executed, with the names its
+snippet takes for granted (its imports) given to it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import aiohttp
 import anyio
@@ -19,7 +24,7 @@ from asgi_lifespan import LifespanManager
 import betatel_async as bt
 from betatel_async.sandbox import Sandbox, SandboxConfig, serve
 
-from ._readme import python_block
+from ._docs import python_block
 
 pytestmark = pytest.mark.anyio
 
@@ -30,38 +35,29 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sb
 
 
+def _run_recipe(code: str, **names: Any) -> dict[str, Any]:
+    """The names a recipe defines, its code run in a namespace holding ``names``."""
+    namespace = {"__name__": "recipes", **names}
+    exec(compile(code, "recipes.md", "exec"), namespace)  # noqa: S102 - the page's own recipe
+    return namespace
+
+
 # --- recipe: one client for an aiohttp.web app's lifetime ----------------------------
 
-CLIENT_KEY = web.AppKey("betatel", bt.BetatelClient)
-
-
-async def betatel_client_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with bt.BetatelClient.from_env(max_concurrency=16) as client:
-        app[CLIENT_KEY] = client
-        yield
-
-
-async def package_handler(request: web.Request) -> web.Response:
-    client = request.app[CLIENT_KEY]
-    try:
-        package = await client.packages.get(request.match_info["id"])
-    except bt.NotFoundError:
-        raise web.HTTPNotFound() from None
-    return web.json_response(bt.unstructure(package))
-
-
-def make_app() -> web.Application:
-    app = web.Application()
-    app.cleanup_ctx.append(betatel_client_ctx)
-    app.router.add_get("/packages/{id}", package_handler)
-    return app
+WEB_APP = _run_recipe(
+    python_block("docs/pages/recipes.md", "web.AppKey"),
+    web=web,
+    BetatelClient=bt.BetatelClient,
+    NotFoundError=bt.NotFoundError,
+    unstructure=bt.unstructure,
+)
 
 
 async def test_recipe_web_app_shares_one_client(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BETATEL_API_KEY", sandbox.api_key)
     monkeypatch.setenv("BETATEL_USER_ID", sandbox.user_id)
     monkeypatch.setenv("BETATEL_BASE_URL", sandbox.url)
-    runner = web.AppRunner(make_app())
+    runner = web.AppRunner(WEB_APP["app"])
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -86,7 +82,7 @@ async def test_recipe_web_app_shares_one_client(sandbox: Sandbox, monkeypatch: p
 # --- recipe: one client for a FastAPI app's lifetime ---------------------------------
 
 
-def _readme_module(code: str, path: Path) -> ModuleType:
+def _page_module(code: str, path: Path) -> ModuleType:
     """``code`` imported as a module of its own, as a reader's ``app.py`` would be."""
     path.write_text(code, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -102,7 +98,7 @@ async def test_recipe_fastapi_app_shares_one_client_and_answers_404(
     monkeypatch.setenv("BETATEL_API_KEY", sandbox.api_key)
     monkeypatch.setenv("BETATEL_USER_ID", sandbox.user_id)
     monkeypatch.setenv("BETATEL_BASE_URL", sandbox.url)
-    recipe = _readme_module(python_block("Recipes", "FastAPI("), tmp_path / "fastapi_recipe.py")
+    recipe = _page_module(python_block("docs/pages/recipes.md", "FastAPI("), tmp_path / "fastapi_recipe.py")
     iccids = [s["iccid"] for s in sandbox.data.sims_list()[:20]]
     unknown = "8999000000000000000"  # 19 digits: a well-formed ICCID the sandbox does not have
     async with LifespanManager(recipe.app) as manager:
@@ -130,23 +126,10 @@ async def test_recipe_fastapi_app_shares_one_client_and_answers_404(
 # --- recipe: a worker pulling ICCIDs from a queue -----------------------------------
 
 
-async def provision_worker(
-    client: bt.BetatelClient,
-    queue: asyncio.Queue[str],
-    template: int,
-    done: list[bt.Package],
-    failed: dict[str, Exception],
-) -> None:
-    while True:
-        iccid = await queue.get()
-        try:
-            package = await client.packages.create(sim=iccid, package_template=template)
-            await client.packages.activate(package.id)
-            done.append(package)
-        except Exception as exc:  # noqa: BLE001 - a worker records any failure and goes on
-            failed[iccid] = exc
-        finally:
-            queue.task_done()
+WORKER = _run_recipe(
+    python_block("docs/pages/recipes.md", "async def provision_worker"), asyncio=asyncio, Package=bt.Package
+)
+provision_worker = WORKER["provision_worker"]
 
 
 async def provision(
@@ -182,7 +165,8 @@ async def test_recipe_queue_worker_creates_and_activates(sandbox: Sandbox) -> No
     async with bt.BetatelClient(
         api_key=sandbox.api_key, user_id=sandbox.user_id, base_url=sandbox.url, max_concurrency=4
     ) as client:
-        done, failed = await provision(client, free, template)
+        with anyio.fail_after(15):  # a worker that stopped marking its items done would hang here
+            done, failed = await provision(client, free, template)
         assert failed == {}
         assert sorted(p.sim or "" for p in done) == sorted(free)
         active = await client.packages.all(status="ACTIVE")
@@ -218,12 +202,14 @@ async def test_recipe_queue_worker_records_failures_and_goes_on(sandbox: Sandbox
 # --- recipe: a bulk export in a few lines -------------------------------------------
 
 
-async def export_sims(client: bt.BetatelClient, path: Path) -> bt.ScanReport:
-    async with client.sims.iter(page_size=500) as sims:
-        with path.open("w") as out:
-            async for sim in sims:
-                out.write(json.dumps(bt.unstructure(sim)) + "\n")
-    return sims.report
+export_sims = _run_recipe(
+    python_block("docs/pages/recipes.md", "async def export_sims"),
+    BetatelClient=bt.BetatelClient,
+    Path=Path,
+    ScanReport=bt.ScanReport,
+    json=json,
+    unstructure=bt.unstructure,
+)["export_sims"]
 
 
 async def test_recipe_bulk_export(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -240,20 +226,11 @@ async def test_recipe_bulk_export(sandbox: Sandbox, tmp_path: Path) -> None:
 # --- recipe: sell and install an eSIM ------------------------------------------------
 
 
-async def sell_esim(client: bt.BetatelClient, iccid: str, country: str) -> tuple[str, bytes]:
-    sim = await client.sims.get(iccid)
-    inventory = sim.inventory.id if sim.inventory else None  # the templates it may use
-    templates = await client.package_templates.all(inventory=inventory)
-    template = next(
-        t
-        for t in templates
-        if t.status == bt.PackageTemplateStatus.ACTIVE and country in t.supported_countries
-    )
-    package = await client.packages.create(sim=iccid, package_template=template.id)
-    await client.packages.activate(package.id)
-    profile = await client.euicc_profiles.get(iccid)
-    png = await client.euicc_profiles.qr_code(iccid)  # the image as served
-    return profile.activation_code, png
+sell_esim = _run_recipe(
+    python_block("docs/pages/recipes.md", "async def sell_esim"),
+    BetatelClient=bt.BetatelClient,
+    PackageTemplateStatus=bt.PackageTemplateStatus,
+)["sell_esim"]
 
 
 async def test_recipe_sell_and_install_an_esim(sandbox: Sandbox) -> None:

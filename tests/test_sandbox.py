@@ -7,7 +7,6 @@ states, mutation mid-scan, and every fault kind observable from a client.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import re
@@ -38,9 +37,10 @@ from betatel_async.sandbox import (
     SandboxError,
     SimShape,
     create_app,
+    main,
     serve,
 )
-from betatel_async.sandbox._cli import build_parser, config_from_args, main
+from betatel_async.sandbox._cli import command, config_from_options
 
 from ._signals import default_sigint_in_children
 
@@ -923,22 +923,30 @@ def test_create_app_exposes_its_sandbox() -> None:
     assert (sandbox.api_key, sandbox.user_id) == (DEFAULT_API_KEY, DEFAULT_USER_ID)
 
 
+def _config_of(args: list[str]) -> SandboxConfig:
+    """The config the command would serve with ``args``: what click hands its callback, built."""
+    context = command.make_context("sandbox", args)
+    options = {k: v for k, v in context.params.items() if k not in ("host", "port")}
+    return config_from_options(**options)
+
+
 def test_command_line_arguments_build_the_config() -> None:
-    args = build_parser().parse_args(
+    config = _config_of(
         [
             "--sims", "10", "--seed", "4", "--latency-ms", "25", "--page-cap", "50",
             "--fault-rate", "0.1", "--fault-kinds", "429=2,reset", "--sim-shape", "mixed",
             "--qr-response", "html", "--ignore-offset",
         ]
     )  # fmt: skip
-    config = config_from_args(args)
     assert (config.sims, config.seed, config.latency, config.page_cap) == (10, 4, 0.025, 50)
     assert config.sim_shape == "mixed"
     assert config.qr_response == "html"
     assert (config.faults.rate, config.faults.kinds) == (0.1, {"429": 2.0, "reset": 1.0})
     assert config.faults.ignore_offset
-    assert not config_from_args(build_parser().parse_args([])).faults.ignore_offset
-    assert isinstance(args, argparse.Namespace)
+    default = _config_of([])
+    assert not default.faults.ignore_offset
+    assert (default.sims, default.seed, default.latency, default.page_cap) == (1000, 0, 0.0, None)
+    assert (default.api_key, default.user_id) == (DEFAULT_API_KEY, DEFAULT_USER_ID)
 
 
 @pytest.mark.parametrize(
@@ -948,15 +956,31 @@ def test_command_line_arguments_build_the_config() -> None:
         (["--latency-ms", "-5"], "latency"),
         (["--fault-kinds", "teapot"], "kinds"),
         (["--qr-response", "gif"], "qr-response"),
+        (["--fault-kinds", "429=x"], "bad weight in '429=x'"),
+        (["--sims", "many"], "--sims"),
     ],
 )
 def test_command_line_refuses_bad_values(
     capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
 ) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main(argv)
-    assert caught.value.code == 2
+    assert main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_command_line_help_names_the_program_and_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["-h"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: python -m betatel_async.sandbox [OPTIONS]")
+    assert [o for o in command.params if o.name and f"--{o.name.replace('_', '-')}" not in out] == []
+
+
+def test_command_line_says_it_cannot_serve_on_a_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--sims", "5"]) == 1
+    assert f"Error: cannot serve on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 async def test_command_line_serves_until_interrupted() -> None:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,6 +30,7 @@ from yarl import URL
 import betatel_async as bt
 from betatel_async.sandbox import FaultConfig, Sandbox, SandboxConfig, serve
 
+from ._docs import python_block
 from ._leaks import leaks
 
 pytestmark = pytest.mark.anyio
@@ -522,7 +522,7 @@ asyncio.run(main())
     assert all(line.split(" ")[2] == "betatel_async" for line in lines), lines
 
 
-# -- the README's recipe: metrics to Prometheus ---------------------------------------------------
+# -- the documented recipe: metrics to Prometheus ---------------------------------------------------
 
 PROMETHEUS_RECIPE = """
 import asyncio
@@ -550,7 +550,7 @@ asyncio.run(main())
 
 
 def test_recipe_prometheus_exports_call_durations_and_retries() -> None:
-    """The README's recipe, run as written but for the port, then the page Prometheus would scrape.
+    """The recipe of "Tracing, logging and metrics", run as written but for the port, then the page Prometheus would scrape.
 
     The sandbox serves from a thread of the recipe's process and answers
     the first request 503, so the recipe's calls are timed and one is retried.
@@ -578,8 +578,10 @@ def test_recipe_prometheus_exports_call_durations_and_retries() -> None:
         assert ready.wait(10)
         """
     )
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    assert f"```python{PROMETHEUS_RECIPE}```" in readme  # the test runs what the README shows
+    # the test runs what the page shows
+    assert python_block("docs/pages/observability.md", "PrometheusMetricReader") == PROMETHEUS_RECIPE.lstrip(
+        "\n"
+    )
     recipe = PROMETHEUS_RECIPE.replace("port=9464", "port=0, addr='127.0.0.1'")
     assert recipe != PROMETHEUS_RECIPE
     done = _run(sandbox_thread + recipe + "\nprint(prometheus_client.generate_latest().decode())\n")

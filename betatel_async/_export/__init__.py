@@ -1,7 +1,7 @@
 """Bulk export of a listing to JSON Lines, CSV or Parquet, and reading an export back. Private.
 
-``client.<listing>.export()`` runs :func:`run_export`; the CLI's ``export``
-commands call it too; :func:`diff` compares two exports. Importing this package does not import pyarrow: only
+``client.<listing>.export()`` runs `run_export()`; the CLI's ``export``
+commands call it too; [`diff()`][betatel_async.diff] compares two exports. Importing this package does not import pyarrow: only
 asking for Parquet does.
 """
 

@@ -1,19 +1,19 @@
 """The Arrow schema of a listing, derived from its attrs model, and rows to and from it. Private.
 
-Strategy: one :class:`Column` per API field of the model, each with the
+Strategy: one `Column` per API field of the model, each with the
 Arrow type the field's type hint calls for and two small functions that
-convert between the API's JSON value (what :func:`~betatel_async.unstructure`
+convert between the API's JSON value (what [`unstructure()`][betatel_async.unstructure]
 gives) and the value Arrow stores:
 
 - ``int``, ``bool``, ``str`` and open enums (``SimStatus | str``): int64,
   bool, string (an enum member is its text; unknown text stays as it came).
-- timestamps (the fields listed in :data:`TIMESTAMPS`): a UTC timestamp
+- timestamps (the fields listed in `TIMESTAMPS`): a UTC timestamp
   column in the unit the API documents for the model (seconds for SIMs,
   milliseconds for the rest). The raw integer is stored as is, so a value of
   the other magnitude comes back unchanged too. Parquet has no seconds unit:
   a SIM's timestamps are stored as milliseconds (pyarrow multiplies them),
   and read back in seconds.
-- :class:`~betatel_async.Ref`: ``struct<id: int64, name: string>``; a bare id
+- [`Ref`][betatel_async.Ref]: ``struct<id: int64, name: string>``; a bare id
   is a struct whose ``name`` is null, and reads back as the bare id.
 - nested models (``time_allowance``, each of ``imsis``): structs of their
   fields; lists: Arrow lists.
@@ -218,7 +218,7 @@ def columns_for(listing: Exported) -> list[Column]:
 
 
 def schema_for(listing: Exported) -> pa.Schema:
-    """The Arrow schema of a listing's export, its name in the metadata (:data:`LISTING_KEY`)."""
+    """The Arrow schema of a listing's export, its name in the metadata (`LISTING_KEY`)."""
     return pa.schema([c.field for c in columns_for(listing)], metadata={LISTING_KEY: listing.name.encode()})
 
 

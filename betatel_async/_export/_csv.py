@@ -9,14 +9,14 @@ a model gets a column), and each column is one of three kinds:
   So is text that begins with ``= + - @``, a tab or a carriage return
   (``"=1+2"``): a spreadsheet would run such a cell as a formula (CSV
   injection), and one that begins with ``"`` is text to it.
-- ref (:class:`~betatel_async.Ref` fields: ``group``, ``inventory``,
+- ref ([`Ref`][betatel_async.Ref] fields: ``group``, ``inventory``,
   ``company``): two columns, ``group.id`` (JSON) and ``group.name`` (text).
   A reference without a name is a bare id in the JSON and comes back as one.
 - json (everything else: numbers, ``imsis``, ``package_template``): the JSON
   text of the value (``12``, ``[{"sponsor_id":200,"imsi":...}]``).
 
 An empty cell is a field absent from the JSON. Read with the ``csv`` module
-(``newline=""``) and :func:`decode_row`, every row gives back exactly the
+(``newline=""``) and `decode_row()`, every row gives back exactly the
 object of the JSON Lines export.
 """
 
@@ -141,7 +141,7 @@ def _parse_text(cell: str) -> str:
 
 
 def decode_row(columns: Sequence[Column], row: Sequence[str]) -> dict[str, Any]:
-    """The JSON object a CSV row was written from (the inverse of :func:`encode_rows`).
+    """The JSON object a CSV row was written from (the inverse of `encode_rows()`).
 
     Raises:
         ValueError: The row does not have one cell per column, or a cell is not

@@ -20,7 +20,7 @@ it; in the new one an entry already marked tells, and the keys of added items
 are kept for that (so memory also holds one key per added item).
 
 Items are compared as the listing's model reads them
-(:meth:`ExportFile.objects`), so a field that two formats write differently
+(`ExportFile.objects()`), so a field that two formats write differently
 (a bare reference id in JSON, a struct in Parquet, text in CSV) is no
 difference.
 """
@@ -70,7 +70,7 @@ _STATUS_FIELDS: Final = {
     "packages": "status",
     "package_templates": "status",
 }
-"""The field whose changes :attr:`ExportDiff.transitions` counts, per listing (countries have none)."""
+"""The field whose changes [`ExportDiff.transitions`][betatel_async.ExportDiff.transitions] counts, per listing (countries have none)."""
 
 
 def _canonical(value: Any) -> bytes:
@@ -126,7 +126,7 @@ class ItemChange:
 
 
 class _Store:
-    """The temporary directory of a diff's files; removed by :meth:`close` or when garbage. Private."""
+    """The temporary directory of a diff's files; removed by `close()` or when garbage. Private."""
 
     def __init__(self) -> None:
         with file_errors(tempfile.gettempdir(), "create a temporary directory in"):
@@ -174,10 +174,10 @@ class _Stored(Generic[T]):
 
 @attrs.frozen(slots=True, kw_only=True, eq=False)
 class ExportDiff:
-    """What changed between two exports of one listing; made by :func:`diff`.
+    """What changed between two exports of one listing; made by [`diff()`][betatel_async.diff].
 
     The items are kept in temporary files that the diff owns, read back on
-    each iteration: use it as a context manager (or call :meth:`close`) to
+    each iteration: use it as a context manager (or call `close()`) to
     remove them; they are removed when it is garbage collected otherwise.
 
     Attributes:
@@ -189,7 +189,7 @@ class ExportDiff:
         counts: How many items were added, removed, changed and unchanged.
         added: The items only in the new export, as models, in its order.
         removed: The items only in the old export, as models, in its order.
-        changed: :class:`ItemChange` records, in the old export's order.
+        changed: [`ItemChange`][betatel_async.ItemChange] records, in the old export's order.
         fields_changed: Per field, how many changed items changed it (fields
             no item changed left out), in the model's field order.
         status_field: The status field of the listing (``"sim_status"`` for
@@ -214,7 +214,7 @@ class ExportDiff:
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` removed the temporary files."""
+        """Whether `close()` removed the temporary files."""
         return self._store.closed
 
     def close(self) -> None:
@@ -346,8 +346,8 @@ def diff(old: str | os.PathLike[str], new: str | os.PathLike[str]) -> ExportDiff
     it, so a field that two formats write differently is no difference.
     Memory holds a key and a 16-byte digest per item of the old export (and
     the key of each added item), not the items: the differences go to
-    temporary files (in :func:`tempfile.gettempdir`, so ``TMPDIR``) that the
-    returned :class:`ExportDiff` owns; close it to remove them. The old export
+    temporary files (in `tempfile.gettempdir()`, so ``TMPDIR``) that the
+    returned [`ExportDiff`][betatel_async.ExportDiff] owns; close it to remove them. The old export
     is read twice, the new one once. This is blocking file work: in async
     code, run it in a thread (``await anyio.to_thread.run_sync(diff, old, new)``).
 
@@ -384,7 +384,7 @@ def diff(old: str | os.PathLike[str], new: str | os.PathLike[str]) -> ExportDiff
 
 
 class _Differ:
-    """The three passes of :func:`diff` (see the module's docstring). Private."""
+    """The three passes of [`diff()`][betatel_async.diff] (see the module's docstring). Private."""
 
     def __init__(self, store: _Store, listing: Exported | None, old: ExportFile, new: ExportFile) -> None:
         self.store = store

@@ -2,12 +2,12 @@
 
 Strategy: a writer writes beside its target (``X.partial``: a file for JSON
 Lines and CSV, a directory of part files for Parquet) and renames onto the
-target only in :meth:`Writer.commit`, after an fsync, so a failed export
-never leaves a file that looks complete. :meth:`Writer.sync` makes what was
+target only in `Writer.commit()`, after an fsync, so a failed export
+never leaves a file that looks complete. `Writer.sync()` makes what was
 written durable and returns what the checkpoint may then claim (bytes, or
 closed part files); the checkpoint is replaced atomically after it, so it
 never claims what the disk may not hold. Every ``OSError`` leaves as an
-:class:`~betatel_async.ExportError` naming the path.
+[`ExportError`][betatel_async.ExportError] naming the path.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ ROW_GROUP_ROWS: Final = 65_536
 
 @contextlib.contextmanager
 def file_errors(path: str | os.PathLike[str], action: str = "write") -> Iterator[None]:
-    """Turn an ``OSError`` raised inside into an :class:`ExportError` naming ``path``."""
+    """Turn an ``OSError`` raised inside into an [`ExportError`][betatel_async.ExportError] naming ``path``."""
     try:
         yield
     except OSError as exc:
@@ -205,7 +205,7 @@ class JsonLinesEncoder:
 
 
 class CsvEncoder:
-    """CSV rows of the typed items (see :mod:`._csv`). Private."""
+    """CSV rows of the typed items (see `._csv`). Private."""
 
     typed = True
 
@@ -348,11 +348,11 @@ class ParquetWriter:
     """Parquet part files under ``X.partial/``, merged onto ``X`` when complete. Private.
 
     Strategy: pages are turned into Arrow record batches as they come and
-    written as a row group every :data:`ROW_GROUP_ROWS` rows, so memory holds
+    written as a row group every `ROW_GROUP_ROWS` rows, so memory holds
     at most one row group whatever ``total`` is. A Parquet file is readable
     only once closed (its footer is at the end), so each checkpoint closes the
     part file being written and records how many are closed; the next page
-    starts a new part. :meth:`commit` streams the parts' row groups into one
+    starts a new part. `commit()` streams the parts' row groups into one
     file (a single part is renamed as it is).
     """
 

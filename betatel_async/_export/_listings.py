@@ -1,8 +1,8 @@
 """The listings an export can hold: name, model, key. Private.
 
 A file says which listing it holds by its field names (JSON Lines keys, CSV
-header) or, in Parquet, by the schema's metadata; :func:`listing_of` and
-:func:`detect` go from either to the :class:`Exported` description.
+header) or, in Parquet, by the schema's metadata; `listing_of()` and
+`detect()` go from either to the `Exported` description.
 """
 
 from __future__ import annotations

@@ -3,13 +3,13 @@
 Strategy: each format is read as a stream of the API's JSON objects (a
 line, a CSV row, a Parquet row group at a time: never the whole file), and
 each object goes through the listing's model, so every format reads back
-the same: :meth:`ExportFile.items` gives the models, :meth:`ExportFile.objects`
+the same: `ExportFile.items()` gives the models, `ExportFile.objects()`
 gives ``unstructure`` of them. A field written differently by two formats
 (a bare reference id in JSON, a struct in Parquet) therefore reads the same.
 
 The format is told by the file's first bytes (``PAR1`` is Parquet, ``{``
 or nothing at all JSON Lines, anything else CSV), the listing by the metadata Parquet files
-carry or else by the field names (see :func:`._listings.detect`).
+carry or else by the field names (see `._listings.detect()`).
 """
 
 from __future__ import annotations

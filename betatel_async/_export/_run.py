@@ -2,7 +2,7 @@
 
 Strategy: the scan is ordered, so "the first N items" is a position in the
 listing: the checkpoint records N, the key of the N-th item and what the
-partial file holds (see :mod:`._files`). A resume truncates the partial file
+partial file holds (see `._files`). A resume truncates the partial file
 to what the checkpoint claims and starts the scan at ``N - 1``: the first item
 it gets is the last one written, fetched again only to check that it is the
 one the checkpoint recorded. If it is, nothing before the resume point moved
@@ -67,7 +67,7 @@ class ExportOptions(TypedDict, total=False):
             export there is discarded.
         page_size: Items per request, 1 to 1000. Default 100.
         concurrency: Requests in flight, at most the client's ``max_concurrency`` (the default).
-        on_progress: Called with the live :class:`ScanReport` after each page
+        on_progress: Called with the live [`ScanReport`][betatel_async.ScanReport] after each page
             (keep it quick); in a resumed export ``items`` counts the items
             already written.
     """
@@ -108,7 +108,7 @@ def check_target(path: object, fmt: object) -> tuple[Path, ExportFormat]:
         InvalidArgumentError: The format is unknown (or cannot be told from
             the suffix), ``path`` is a directory, or Parquet is asked for
             without pyarrow installed. (A directory that does not exist, or
-            cannot be written, is the OS's to tell: :class:`ExportError`.)
+            cannot be written, is the OS's to tell: [`ExportError`][betatel_async.ExportError].)
     """
     if not isinstance(path, str | os.PathLike):
         raise InvalidArgumentTypeError("path", f"must be a str or os.PathLike, got {type(path).__name__}")
@@ -172,7 +172,7 @@ async def run_export(
     stream: BinaryIO | None = None,
     checkpoint_interval: float = CHECKPOINT_INTERVAL,
 ) -> ExportResult:
-    """Export a listing to ``target`` (or to ``stream``); see :class:`ExportOptions`.
+    """Export a listing to ``target`` (or to ``stream``); see [`ExportOptions`][betatel_async.ExportOptions].
 
     Raises:
         ExportError: A file cannot be written (the checkpoint saved last

@@ -2,7 +2,7 @@
 
 Each method checks its arguments (raising before any request), builds the
 query or body, calls the transport and structures the answer. Every API path
-is in :data:`PATHS`, so a correction is a one-line change.
+is in [`PATHS`][betatel_async.PATHS], so a correction is a one-line change.
 """
 
 from ._listing import Listing, ScanOptions, SnapshotOptions

@@ -2,7 +2,7 @@
 
 Shared by ``packages.create`` and ``package_templates.create``: neither POST is
 idempotent, so after a failure that may have been carried out (see
-:func:`is_ambiguous`) they read the listing back and claim only what was made
+`is_ambiguous()`) they read the listing back and claim only what was made
 since the call started.
 """
 
@@ -48,7 +48,7 @@ class CreateClock:
     local clock, which moves that start onto the server's clock; without one,
     the local clock stands. ``Date`` is cut to the second and stamped before
     the answer arrives, so the offset errs early, on the side of not missing
-    this call's own package. An offset past :data:`MAX_SERVER_CLOCK_SKEW`
+    this call's own package. An offset past `MAX_SERVER_CLOCK_SKEW`
     is not believed: an early start would let an older package pass for
     this call's, so a ``Date`` that far off is more likely a stored page
     than the server's time. (The transport passes on no ``Date`` of an

@@ -2,13 +2,13 @@
 
 Strategy: what differs between two listings is data (a path, the envelope key
 of its items, the model, an item's natural key, the filters and how each is
-checked), so it is a frozen :class:`Listing`. What a listing can do is written
-once: :class:`ListingQuery` reads one listing with given filters through the
-transport (a page for ``list()``, a fetch function for a scan), and :class:`ListingResource`
+checked), so it is a frozen `Listing`. What a listing can do is written
+once: `ListingQuery` reads one listing with given filters through the
+transport (a page for ``list()``, a fetch function for a scan), and `ListingResource`
 holds the one implementation of ``list``, ``pages``, ``iter`` and ``all``,
 which each resource exposes through thin typed methods (mypy needs one per
 resource to know its filters). The scan options are grouped in the TypedDicts
-:class:`ScanOptions` and :class:`SnapshotOptions`, so no keyword list is
+[`ScanOptions`][betatel_async.ScanOptions] and [`SnapshotOptions`][betatel_async.SnapshotOptions], so no keyword list is
 forwarded by hand through several signatures.
 """
 
@@ -73,7 +73,7 @@ class SnapshotOptions(TypedDict, total=False):
             ``max_concurrency`` (the default).
         max_restarts: How many times the scan may start over when the
             listing changes under it (>= 0). Default 3.
-        on_progress: Called with the live :class:`ScanReport` after each
+        on_progress: Called with the live [`ScanReport`][betatel_async.ScanReport] after each
             page is handed on (keep it quick: it runs in the scan's task).
         hedge: Send a second request for a page whose request is late
             (default: the client's ``hedge``, on unless turned off).
@@ -88,12 +88,12 @@ class SnapshotOptions(TypedDict, total=False):
 
 class ScanOptions(SnapshotOptions, total=False):
     """The options of a streaming scan (``pages()``, ``iter()``): those of
-    :class:`SnapshotOptions`, and:
+    [`SnapshotOptions`][betatel_async.SnapshotOptions], and:
 
     Attributes:
         ordered: Offset order (default ``True``) or completion order.
         on_drift: What to do if the listing changes during the scan:
-            ``"raise"`` (default) or ``"restart"``; see :data:`DriftPolicy`.
+            ``"raise"`` (default) or ``"restart"``; see [`DriftPolicy`][betatel_async.DriftPolicy].
         offset: Start the scan at this offset (>= 0) instead of 0, e.g. to
             resume an export; ``total`` still counts the whole listing.
     """
@@ -116,11 +116,11 @@ class Listing(Generic[T]):
     engine can run on it with any fetch function.
 
     Attributes:
-        path_key: The key of its path in :data:`PATHS`.
+        path_key: The key of its path in [`PATHS`][betatel_async.PATHS].
         items_key: The envelope key of its items (``{"total", ..., items_key: [...]}``).
         model: The class of its items.
         key: An item's natural key, unique in the listing (dedupe after a restart).
-        filters: Its query filters, by name, each with its :data:`Check`.
+        filters: Its query filters, by name, each with its `Check`.
     """
 
     path_key: str
@@ -160,8 +160,8 @@ class Listing(Generic[T]):
 class ListingQuery(Generic[T]):
     """One listing with its filters, read through one transport. Private.
 
-    ``list()`` reads a page with :meth:`page`; a scan is given :meth:`fetch`,
-    :meth:`saw_total` and :meth:`expected_total` (and the :class:`Listing`, as data).
+    ``list()`` reads a page with `page()`; a scan is given `fetch()`,
+    `saw_total()` and `expected_total()` (and the `Listing`, as data).
     """
 
     __slots__ = ("_listing", "_params", "_transport", "_which", "path")
@@ -252,7 +252,7 @@ def _split(
 
 
 class ListingResource(Generic[T]):
-    """``list``, ``pages``, ``iter`` and ``all`` of one :class:`Listing`, written once. Private.
+    """``list``, ``pages``, ``iter`` and ``all`` of one `Listing`, written once. Private.
 
     A resource sets ``_listing`` and exposes these through thin typed methods.
     """

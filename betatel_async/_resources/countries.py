@@ -42,22 +42,22 @@ class Countries(ListingResource[Country]):
         return await self._list(offset, count, {})
 
     def pages(self, **options: Unpack[ScanOptions]) -> PageScan[Country]:
-        """Every page of countries, fetched concurrently: options as :class:`ScanOptions`.
-        See :meth:`Sims.pages`."""
+        """Every page of countries, fetched concurrently: options as [`ScanOptions`][betatel_async.ScanOptions].
+        See [`Sims.pages()`][betatel_async.Sims.pages]."""
         return self._pages(options)
 
     def iter(self, **options: Unpack[ScanOptions]) -> ItemScan[Country]:
-        """Every country, fetched concurrently. Options as :meth:`pages`; see :meth:`Sims.iter`."""
+        """Every country, fetched concurrently. Options as `pages()`; see [`Sims.iter()`][betatel_async.Sims.iter]."""
         return self._iter(options)
 
     async def all(self, **options: Unpack[SnapshotOptions]) -> builtins.list[Country]:
         """Every country as a list: a consistent snapshot. Options as
-        :class:`SnapshotOptions`; see :meth:`Sims.all`."""
+        [`SnapshotOptions`][betatel_async.SnapshotOptions]; see [`Sims.all()`][betatel_async.Sims.all]."""
         return await self._all(options)
 
     async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[ExportOptions]) -> ExportResult:
         """Export every country to a file, in listing order: atomic and resumable.
 
-        Args, return value and errors as :meth:`Sims.export`.
+        Args, return value and errors as `Sims.export()`.
         """
         return await self._export(path, kwargs)

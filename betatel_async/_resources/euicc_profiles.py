@@ -86,7 +86,7 @@ class EuiccProfiles:
         (an error page mislabelled as an image).
 
         Args:
-            iccid: As :meth:`get`.
+            iccid: As `get()`.
 
         Raises:
             InvalidArgumentError: ``iccid`` is not 18 to 22 digits (before any request).

@@ -69,22 +69,22 @@ class Inventories(ListingResource[Inventory]):
         return await self._list(offset, count, filters)
 
     def pages(self, **kwargs: Unpack[_Scan]) -> PageScan[Inventory]:
-        """Every page of inventories, fetched concurrently: filters as :meth:`list`,
-        options as :class:`ScanOptions`. See :meth:`Sims.pages`."""
+        """Every page of inventories, fetched concurrently: filters as `list()`,
+        options as [`ScanOptions`][betatel_async.ScanOptions]. See [`Sims.pages()`][betatel_async.Sims.pages]."""
         return self._pages(kwargs)
 
     def iter(self, **kwargs: Unpack[_Scan]) -> ItemScan[Inventory]:
-        """Every inventory, fetched concurrently. Arguments as :meth:`pages`; see :meth:`Sims.iter`."""
+        """Every inventory, fetched concurrently. Arguments as `pages()`; see [`Sims.iter()`][betatel_async.Sims.iter]."""
         return self._iter(kwargs)
 
     async def all(self, **kwargs: Unpack[_Snapshot]) -> builtins.list[Inventory]:
-        """Every inventory as a list: a consistent snapshot. Filters as :meth:`list`,
-        options as :class:`SnapshotOptions`; see :meth:`Sims.all`."""
+        """Every inventory as a list: a consistent snapshot. Filters as `list()`,
+        options as [`SnapshotOptions`][betatel_async.SnapshotOptions]; see [`Sims.all()`][betatel_async.Sims.all]."""
         return await self._all(kwargs)
 
     async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
         """Export every inventory to a file, in listing order: atomic and resumable.
 
-        Args, return value and errors as :meth:`Sims.export`.
+        Args, return value and errors as `Sims.export()`.
         """
         return await self._export(path, kwargs)

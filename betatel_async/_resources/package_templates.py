@@ -110,17 +110,17 @@ class PackageTemplates(ListingResource[PackageTemplate]):
         return await self._list(offset, count, filters)
 
     def pages(self, **kwargs: Unpack[_Scan]) -> PageScan[PackageTemplate]:
-        """Every page of templates, fetched concurrently: filters as :meth:`list`,
-        options as :class:`ScanOptions`. See :meth:`Sims.pages`."""
+        """Every page of templates, fetched concurrently: filters as `list()`,
+        options as [`ScanOptions`][betatel_async.ScanOptions]. See [`Sims.pages()`][betatel_async.Sims.pages]."""
         return self._pages(kwargs)
 
     def iter(self, **kwargs: Unpack[_Scan]) -> ItemScan[PackageTemplate]:
-        """Every template, fetched concurrently. Arguments as :meth:`pages`; see :meth:`Sims.iter`."""
+        """Every template, fetched concurrently. Arguments as `pages()`; see [`Sims.iter()`][betatel_async.Sims.iter]."""
         return self._iter(kwargs)
 
     async def all(self, **kwargs: Unpack[_Snapshot]) -> builtins.list[PackageTemplate]:
-        """Every template as a list: a consistent snapshot. Filters as :meth:`list`,
-        options as :class:`SnapshotOptions`; see :meth:`Sims.all`."""
+        """Every template as a list: a consistent snapshot. Filters as `list()`,
+        options as [`SnapshotOptions`][betatel_async.SnapshotOptions]; see [`Sims.all()`][betatel_async.Sims.all]."""
         return await self._all(kwargs)
 
     async def get(self, template_id: int) -> PackageTemplate:
@@ -179,7 +179,7 @@ class PackageTemplates(ListingResource[PackageTemplate]):
             activation_type: ``AUTO`` or ``MANUAL``.
             data_usage_allowance: Bytes of data (int >= 0).
             time_allowance: How long a package lasts once active: a
-                :class:`TimeAllowance` with a ``unit`` (``SECOND`` ...
+                [`TimeAllowance`][betatel_async.TimeAllowance] with a ``unit`` (``SECOND`` ...
                 ``YEAR``) and a ``duration`` (int >= 1).
             activation_time_allowance: Seconds a package may wait to be
                 activated (int >= 0).
@@ -276,7 +276,7 @@ class PackageTemplates(ListingResource[PackageTemplate]):
     async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
         """Export every package template to a file, in listing order: atomic and resumable.
 
-        Args, return value and errors as :meth:`Sims.export`.
+        Args, return value and errors as `Sims.export()`.
         """
         return await self._export(path, kwargs)
 

@@ -59,7 +59,7 @@ class PackageFilters(TypedDict, total=False):
         package_template: Only packages of this template id (>= 0).
         sim: Only packages of this SIM (ICCID, 18 to 22 digits).
         status: Only packages in this status: ``NOT_ACTIVE``, ``ACTIVE``,
-            ``SUSPENDED`` or ``TERMINATED`` (a :class:`PackageStatus` works too).
+            ``SUSPENDED`` or ``TERMINATED`` (a [`PackageStatus`][betatel_async.PackageStatus] works too).
     """
 
     inventory: int | None
@@ -108,7 +108,7 @@ class Packages(ListingResource[Package]):
             offset: Items to skip (>= 0). Default 0.
             count: Items to return, 1 to 1000; ``None`` lets the server choose.
             **filters: ``inventory``, ``package_template``, ``sim``, ``status``:
-                see :class:`PackageFilters`.
+                see `PackageFilters`.
 
         Raises:
             InvalidArgumentError: An argument is out of range (before any request).
@@ -117,17 +117,17 @@ class Packages(ListingResource[Package]):
         return await self._list(offset, count, filters)
 
     def pages(self, **kwargs: Unpack[_Scan]) -> PageScan[Package]:
-        """Every page of packages, fetched concurrently: filters as :meth:`list`,
-        options as :class:`ScanOptions`. See :meth:`Sims.pages`."""
+        """Every page of packages, fetched concurrently: filters as `list()`,
+        options as [`ScanOptions`][betatel_async.ScanOptions]. See [`Sims.pages()`][betatel_async.Sims.pages]."""
         return self._pages(kwargs)
 
     def iter(self, **kwargs: Unpack[_Scan]) -> ItemScan[Package]:
-        """Every package, fetched concurrently. Arguments as :meth:`pages`; see :meth:`Sims.iter`."""
+        """Every package, fetched concurrently. Arguments as `pages()`; see [`Sims.iter()`][betatel_async.Sims.iter]."""
         return self._iter(kwargs)
 
     async def all(self, **kwargs: Unpack[_Snapshot]) -> builtins.list[Package]:
-        """Every package as a list: a consistent snapshot. Filters as :meth:`list`,
-        options as :class:`SnapshotOptions`; see :meth:`Sims.all`."""
+        """Every package as a list: a consistent snapshot. Filters as `list()`,
+        options as [`SnapshotOptions`][betatel_async.SnapshotOptions]; see [`Sims.all()`][betatel_async.Sims.all]."""
         return await self._all(kwargs)
 
     async def get(self, id: str) -> Package:
@@ -156,14 +156,14 @@ class Packages(ListingResource[Package]):
 
         A read-back reads every page of the SIM's packages and claims only a
         live package from ``package_template`` created no earlier than
-        :data:`CREATE_CLOCK_SLACK` (60 s) before this call started, on the
+        `CREATE_CLOCK_SLACK` (60 s) before this call started, on the
         server's clock (the ``Date`` header of the first error answer that
         has one, else the local clock). Exactly one such package is returned
         with ``reconciled=True``. None, or more than one (which the one-live-
         package rule forbids: no telling which is this call's), raises the
         failure that led to the read-back, with a note saying what was found.
         So a package that existed before the call is never returned: its
-        409 is raised as :class:`ConflictError`. ``reconciled=True`` means "a
+        409 is raised as [`ConflictError`][betatel_async.ConflictError]. ``reconciled=True`` means "a
         live package from this template made on this SIM during this call";
         another caller creating the same at the same moment is not told apart.
 
@@ -275,7 +275,7 @@ class Packages(ListingResource[Package]):
         """The SIM's packages that a create since ``earliest`` may have made, from every page.
 
         Only the SIM is filtered on the server; template, status and time are
-        checked here (:func:`_may_be_created_by`), so a server ignoring a filter
+        checked here (`_may_be_created_by()`), so a server ignoring a filter
         cannot hand over another package.
         """
         packages = await self.all(sim=sim, page_size=MAX_PAGE_SIZE)
@@ -295,7 +295,7 @@ class Packages(ListingResource[Package]):
         await self._action("activate", id, PackageStatus.ACTIVE)
 
     async def terminate(self, id: str) -> None:
-        """Terminate a package. As :meth:`activate`, with target status ``TERMINATED``."""
+        """Terminate a package. As `activate()`, with target status ``TERMINATED``."""
         await self._action("terminate", id, PackageStatus.TERMINATED)
 
     async def _action(self, action: str, package_id: str, target: PackageStatus) -> None:
@@ -329,6 +329,6 @@ class Packages(ListingResource[Package]):
     async def export(self, path: str | os.PathLike[str], **kwargs: Unpack[_Export]) -> ExportResult:
         """Export every package to a file, in listing order: atomic and resumable.
 
-        Args, return value and errors as :meth:`Sims.export`.
+        Args, return value and errors as `Sims.export()`.
         """
         return await self._export(path, kwargs)

@@ -72,7 +72,7 @@ class Sims(ListingResource[Sim]):
         Args:
             offset: Items to skip (>= 0). Default 0.
             count: Items to return, 1 to 1000; ``None`` lets the server choose (100).
-            **filters: ``company``, ``inventory``, ``group``: see :class:`SimFilters`.
+            **filters: ``company``, ``inventory``, ``group``: see `SimFilters`.
 
         Raises:
             InvalidArgumentError: An argument is out of range (before any request).
@@ -101,8 +101,8 @@ class Sims(ListingResource[Sim]):
         pages ahead of the consumer.
 
         Args:
-            **kwargs: The filters of :meth:`list` (:class:`SimFilters`) and the
-                scan's options (:class:`ScanOptions`: ``page_size``,
+            **kwargs: The filters of `list()` (`SimFilters`) and the
+                scan's options ([`ScanOptions`][betatel_async.ScanOptions]: ``page_size``,
                 ``concurrency``, ``ordered``, ``on_drift``, ``max_restarts``,
                 ``on_progress``, ``offset``).
 
@@ -118,7 +118,7 @@ class Sims(ListingResource[Sim]):
     def iter(self, **kwargs: Unpack[_Scan]) -> ItemScan[Sim]:
         """Every SIM, fetched concurrently, in offset order by default.
 
-        Takes the arguments of :meth:`pages`. Memory stays bounded whatever
+        Takes the arguments of `pages()`. Memory stays bounded whatever
         ``total`` is. If you may stop early, close the iterator promptly with
         ``async with client.sims.iter() as sims:`` (or ``contextlib.aclosing``).
 
@@ -137,8 +137,8 @@ class Sims(ListingResource[Sim]):
         the list is exactly the listing as it stood during one whole pass.
 
         Args:
-            **kwargs: The filters of :meth:`list` (:class:`SimFilters`) and
-                :class:`SnapshotOptions` (``page_size``, ``concurrency``,
+            **kwargs: The filters of `list()` (`SimFilters`) and
+                [`SnapshotOptions`][betatel_async.SnapshotOptions] (``page_size``, ``concurrency``,
                 ``max_restarts``, ``on_progress``).
 
         Raises:
@@ -151,11 +151,11 @@ class Sims(ListingResource[Sim]):
         """SIM inventory statistics, in the manner of TelecomX's ``/sim/status``.
 
         Computed from one concurrent scan of the SIM registry (arguments as
-        :meth:`all`): one row per holder (company, and inventory within it)
+        `all()`): one row per holder (company, and inventory within it)
         with counts per network (IMSI sponsor), per SIM status and per group.
         Totals are the sums of the counts. If the registry changes during the
         scan, the counts are thrown away and the scan starts over (as
-        :meth:`all`), so the report describes one consistent pass.
+        `all()`), so the report describes one consistent pass.
 
         Raises:
             DriftError: The registry kept changing through every restart.
@@ -170,13 +170,13 @@ class Sims(ListingResource[Sim]):
         The format is ``format``, or the path's suffix (``.jsonl``/``.ndjson``,
         ``.csv``, ``.parquet``/``.pq``). JSON Lines holds each item's JSON as the
         API sent it; CSV and Parquet hold the typed items (Parquet needs the
-        ``parquet`` extra). See the README's "Export" section.
+        ``parquet`` extra). See the guide "Exports" (``docs/pages/exports.md``).
 
         Args:
             path: The file to write. It is written as ``PATH.partial`` beside it
                 and renamed onto ``path`` (after an fsync) only once complete;
                 ``PATH.checkpoint.json`` records the progress meanwhile.
-            **kwargs: The filters of :meth:`list` (:class:`SimFilters`) and :class:`ExportOptions` (``format``, ``resume``,
+            **kwargs: The filters of `list()` (`SimFilters`) and [`ExportOptions`][betatel_async.ExportOptions] (``format``, ``resume``,
                 ``page_size``, ``concurrency``, ``on_progress``).
 
         Returns:

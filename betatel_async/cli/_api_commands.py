@@ -2,7 +2,7 @@
 
 Each is named after the SDK namespace it calls (``package-templates`` is
 ``client.package_templates``) and prints JSON on standard output, as the
-``packages`` and ``sims`` commands do; exit statuses as in :mod:`._app`.
+``packages`` and ``sims`` commands do; exit statuses as in `._app`.
 """
 
 from __future__ import annotations

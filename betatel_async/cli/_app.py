@@ -9,7 +9,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import functools
@@ -197,7 +196,25 @@ def _print_json(data: Any) -> None:
         out.flush()
 
 
-@click.group(cls=_Group, epilog=_ENV_HELP)
+class _RootGroup(_Group):
+    """The top group: also offers ``sandbox``, imported only when asked for. Private.
+
+    The sandbox's command (`betatel_async.sandbox._cli`) imports aiohttp.web
+    and the data generator, which no other command needs.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "sandbox"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "sandbox":
+            from ..sandbox._cli import command
+
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_RootGroup, epilog=_ENV_HELP)
 @click.version_option(__version__, prog_name="betatel-async")
 def cli() -> None:
     """Command line of the Betatel eSIM API: export listings, SIM statistics, packages.
@@ -552,54 +569,6 @@ def sims_get(*, iccid: str, conn: Connection) -> None:
             return await client.sims.get(iccid)
 
     _print_json(unstructure(_run(go())))
-
-
-# ---------------------------------------------------------------- sandbox
-
-
-@cli.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-    add_help_option=False,
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def sandbox(args: tuple[str, ...]) -> None:
-    """Serve the sandbox (a fake Betatel API) until Ctrl-C; --help lists its options."""
-    from ..sandbox._cli import add_arguments, config_from_args
-
-    parser = argparse.ArgumentParser(
-        prog="betatel-async sandbox", description="Serve a fake Betatel eSIM API on loopback until Ctrl-C."
-    )
-    add_arguments(parser)
-    try:
-        parsed = parser.parse_args(list(args))
-    except SystemExit as exc:  # argparse's --help (0) or usage error (2)
-        raise click.exceptions.Exit(int(exc.code or 0)) from None
-    try:
-        config = config_from_args(parsed)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    try:
-        _run(_serve_forever(config, parsed.host, parsed.port))
-    except ValueError as exc:  # a non-loopback --host
-        raise click.UsageError(str(exc)) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot serve on {parsed.host}:{parsed.port}: {exc}") from None
-    except KeyboardInterrupt:
-        # Stopping the server is how this command ends.
-        raise click.exceptions.Exit(0) from None
-
-
-async def _serve_forever(config: Any, host: str, port: int) -> None:
-    from ..sandbox import API_PREFIX, serve
-
-    click.echo(f"Generating {config.sims} SIMs (seed {config.seed})...", err=True)
-    async with serve(config, host=host, port=port) as sb:
-        click.echo(
-            f"Betatel sandbox serving at {sb.url} (API under {API_PREFIX})\n"
-            f"  export BETATEL_BASE_URL={sb.url} BETATEL_API_KEY={sb.api_key} BETATEL_USER_ID={sb.user_id}\n"
-            "Press Ctrl-C to stop."
-        )
-        await asyncio.Event().wait()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

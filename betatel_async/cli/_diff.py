@@ -1,10 +1,10 @@
 """``betatel-async diff OLD NEW``: what changed between two exports, as JSON Lines and a summary table.
 
-A thin caller of :func:`betatel_async.diff`: the differences are written one
-JSON object a line (:meth:`ExportDiff.records`), the summary
-(:meth:`ExportDiff.summary`) is printed as a table on standard error when the
+A thin caller of [`betatel_async.diff()`][betatel_async.diff]: the differences are written one
+JSON object a line ([`ExportDiff.records()`][betatel_async.ExportDiff.records]), the summary
+([`ExportDiff.summary()`][betatel_async.ExportDiff.summary]) is printed as a table on standard error when the
 JSON Lines go to standard output, else on standard output. A file that cannot
-be read is an :class:`~betatel_async.ExportError`, which the group turns into
+be read is an [`ExportError`][betatel_async.ExportError], which the group turns into
 one ``Error:`` line (exit status 1).
 """
 

@@ -1,9 +1,9 @@
 """``betatel-async export``: a thin caller of the library's ``export()``, and file errors as click errors.
 
 The export itself (atomic, resumable, JSON Lines, CSV or Parquet) is
-:mod:`betatel_async._export`; this module adds what only a command line has:
+`betatel_async._export`; this module adds what only a command line has:
 standard output as a target, the messages about an unfinished export, and
-:class:`OutputError` for the other commands' files.
+`OutputError` for the other commands' files.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .._resources._listing import ListingResource
 __all__ = ["CHECKPOINT_SUFFIX", "PARTIAL_SUFFIX", "STDOUT", "OutputError", "output_errors", "run_export"]
 
 STDOUT: Final = "standard output"
-"""The name :func:`output_errors` gives standard output in its messages."""
+"""The name `output_errors()` gives standard output in its messages."""
 
 
 class OutputError(click.ClickException):
@@ -34,7 +34,7 @@ class OutputError(click.ClickException):
 
 @contextlib.contextmanager
 def output_errors(path: str | os.PathLike[str], action: str = "write") -> Iterator[None]:
-    """Turn an :class:`OSError` raised inside into an :class:`OutputError` naming ``path``."""
+    """Turn an `OSError` raised inside into an `OutputError` naming ``path``."""
     try:
         yield
     except OSError as exc:

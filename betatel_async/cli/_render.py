@@ -4,8 +4,8 @@ rich is imported inside the functions, so that commands which print only JSON
 (and ``--help``) do not pay for importing it.
 
 Text from the server (company, inventory and group names, statuses) is printed
-literally: as :class:`rich.text.Text`, never as a string rich would read as
-markup, and with its control characters removed (:func:`printable`), so that no
+literally: as `rich.text.Text`, never as a string rich would read as
+markup, and with its control characters removed (`printable()`), so that no
 escape sequence the server sends reaches the terminal.
 """
 

@@ -12,10 +12,14 @@ truncated or malformed bodies, stalls, a create committed but not answered)::
         sandbox.config.faults.script = ["503", "reset"]  # the next two API requests fail
         sandbox.data.insert_sims(5, at="start")  # every offset shifts by 5
 
-From a shell: ``python -m betatel_async.sandbox --sims 100000 --latency-ms 25``;
+From a shell (needs click, from the ``cli`` extra):
+``python -m betatel_async.sandbox --sims 100000 --latency-ms 25``, or
+``betatel-async sandbox ...``;
 ``GET /_sandbox/stats`` (`STATS_PATH`) then answers its request counters
 (`SandboxStats`) as JSON.
 """
+
+from collections.abc import Sequence
 
 from ._app import (
     API_PREFIX,
@@ -27,7 +31,6 @@ from ._app import (
     SandboxStats,
     create_app,
 )
-from ._cli import main
 from ._config import (
     DEFAULT_API_KEY,
     DEFAULT_USER_ID,
@@ -76,3 +79,26 @@ __all__ = [
     "main",
     "serve",
 ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the sandbox's command line (``python -m betatel_async.sandbox``): serve until Ctrl-C.
+
+    Args:
+        argv: Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns:
+        The exit status: 0 after Ctrl-C, 1 if the port cannot be bound, 2 for
+        bad arguments.
+
+    Raises:
+        SystemExit: click is not installed (it comes with the ``cli`` extra).
+    """
+    # Imported here: the sandbox itself (and the pytest plugin that serves it) needs no click.
+    try:
+        from ._cli import main as run
+    except ModuleNotFoundError as exc:
+        if exc.name != "click":
+            raise
+        raise SystemExit("the sandbox's command line needs click: pip install 'betatel-async[cli]'") from None
+    return run(argv)

@@ -1,5 +1,5 @@
 """``python -m betatel_async.sandbox``: see `betatel_async.sandbox._cli`."""
 
-from ._cli import main
+from . import main
 
 raise SystemExit(main())

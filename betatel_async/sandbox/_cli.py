@@ -1,17 +1,17 @@
-"""``python -m betatel_async.sandbox``: serve a sandbox until Ctrl-C.
+"""The sandbox's command line: serve a sandbox until Ctrl-C (needs click, from the ``cli`` extra).
 
-The argument handling is split so that another command line can reuse it:
-`build_parser` (or `add_arguments` on a parser of your own), then
-`config_from_args`, then `serve`.
+One click command, `command`, run two ways: ``python -m betatel_async.sandbox``
+(through `main`) and ``betatel-async sandbox`` (the ``betatel-async`` group
+loads it on first use). Being click, its reference page is generated from it.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import sys
 from collections.abc import Sequence
-from typing import TextIO, get_args
+from typing import Any, get_args
+
+import click
 
 from ._app import API_PREFIX, Sandbox
 from ._config import (
@@ -25,145 +25,171 @@ from ._config import (
 )
 from ._server import loopback_address, serve
 
-__all__ = ["add_arguments", "build_parser", "config_from_args", "main"]
+__all__ = ["command", "main"]
+
+PROG_NAME = "python -m betatel_async.sandbox"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the sandbox's options (host, port, data, timing, faults, credentials) to a parser."""
-    add = parser.add_argument
-    add("--host", default="127.0.0.1", help="loopback address to bind (default %(default)s)")
-    add("--port", type=int, default=8080, help="TCP port, 0 for any free one (default %(default)s)")
-    add("--sims", type=int, default=1000, help="SIMs to generate (default %(default)s)")
-    add("--seed", type=int, default=0, help="seed of data and faults (default %(default)s)")
-    add("--latency-ms", type=float, default=0.0, help="time from each request's arrival to its answer, ms")
-    add("--latency-jitter-ms", type=float, default=0.0, help="extra random delay up to this, ms")
-    add("--page-cap", type=int, default=None, help="return at most this many items per page")
-    add("--max-count", type=int, default=1000, help="largest count accepted (default %(default)s)")
-    add("--sim-shape", choices=get_args(SimShape), default="objects", help="SIM list item shape")
-    add(
-        "--action-response",
-        choices=get_args(ActionResponse),
-        default="no_content",
-        help="activate/terminate answer: 204 or 200 true",
-    )
-    add(
-        "--qr-response",
-        choices=get_args(QrResponse),
-        default="png",
-        help="eSIM QR code answer: the PNG, or an empty or HTML body a client must refuse",
-    )
-    add("--fault-rate", type=float, default=0.0, help="probability a request faults, 0..1")
-    add(
-        "--fault-kinds",
-        type=_parse_kinds,
-        default=None,
-        metavar="KIND[=WEIGHT],...",
-        help="e.g. 429=2,503,reset (default: 429,500,502,503,504,reset,truncated)",
-    )
-    add("--retry-after", type=float, default=0.0, help="Retry-After seconds on a 429 fault")
-    add("--slow-seconds", type=float, default=30.0, help="stall of a 'slow' fault, seconds")
-    add(
-        "--ignore-offset",
-        action="store_true",
-        help="answer every listing request with the first page (envelope offset 0)",
-    )
-    add("--api-key", default=DEFAULT_API_KEY, help="x-api-key to accept (default %(default)s)")
-    add("--user-id", default=DEFAULT_USER_ID, help="x-user-id to accept (default %(default)s)")
+def _parse_kinds(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, float] | None:
+    """``KIND[=WEIGHT],...`` as a dict of weights (a missing weight is 1)."""
+    if value is None:
+        return None
+    kinds: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        kind, _, weight = item.partition("=")
+        try:
+            kinds[kind.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise click.BadParameter(f"bad weight in {item!r}", ctx, param) from None
+    return kinds
 
 
-def build_parser(prog: str | None = "python -m betatel_async.sandbox") -> argparse.ArgumentParser:
-    """The sandbox command line's parser."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description="Serve a fake Betatel eSIM API on loopback until Ctrl-C."
-    )
-    add_arguments(parser)
-    return parser
+@click.command(
+    "sandbox",
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
+@click.option("--host", default="127.0.0.1", help="Loopback address to bind.")
+@click.option("--port", type=int, default=8080, help="TCP port, 0 for any free one.")
+@click.option("--sims", type=int, default=1000, help="SIMs to generate.")
+@click.option("--seed", type=int, default=0, help="Seed of data and faults.")
+@click.option(
+    "--latency-ms", type=float, default=0.0, help="Time from each request's arrival to its answer, ms."
+)
+@click.option("--latency-jitter-ms", type=float, default=0.0, help="Extra random delay up to this, ms.")
+@click.option("--page-cap", type=int, default=None, help="Return at most this many items per page.")
+@click.option("--max-count", type=int, default=1000, help="Largest count accepted.")
+@click.option(
+    "--sim-shape", type=click.Choice(get_args(SimShape)), default="objects", help="SIM list item shape."
+)
+@click.option(
+    "--action-response",
+    type=click.Choice(get_args(ActionResponse)),
+    default="no_content",
+    help="Activate/terminate answer: 204 or 200 true.",
+)
+@click.option(
+    "--qr-response",
+    type=click.Choice(get_args(QrResponse)),
+    default="png",
+    help="eSIM QR code answer: the PNG, or an empty or HTML body a client must refuse.",
+)
+@click.option("--fault-rate", type=float, default=0.0, help="Probability a request faults, 0..1.")
+@click.option(
+    "--fault-kinds",
+    callback=_parse_kinds,
+    default=None,
+    metavar="KIND[=WEIGHT],...",
+    show_default=False,
+    help="Weights of the random faults, e.g. 429=2,503,reset (default: 429,500,502,503,504,reset,truncated).",
+)
+@click.option("--retry-after", type=float, default=0.0, help="Retry-After seconds on a 429 fault.")
+@click.option("--slow-seconds", type=float, default=30.0, help="Stall of a 'slow' fault, seconds.")
+@click.option(
+    "--ignore-offset",
+    is_flag=True,
+    help="Answer every listing request with the first page (envelope offset 0).",
+)
+@click.option("--api-key", default=DEFAULT_API_KEY, help="x-api-key to accept.")
+@click.option("--user-id", default=DEFAULT_USER_ID, help="x-user-id to accept.")
+def command(*, host: str, port: int, **options: Any) -> None:
+    """Serve a fake Betatel eSIM API on loopback until Ctrl-C.
+
+    It prints the URL and the BETATEL_* variables that point a client (or the
+    other betatel-async commands) at it.
+    """
+    try:
+        loopback_address(host)
+        config = config_from_options(**options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        asyncio.run(_serve_forever(config, host, port))
+    except KeyboardInterrupt:
+        # Ctrl-C is how this command ends.
+        raise click.exceptions.Exit(0) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve on {host}:{port}: {exc}") from None
 
 
-def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    """The `SandboxConfig` that parsed arguments describe.
+def config_from_options(
+    *,
+    sims: int,
+    seed: int,
+    latency_ms: float,
+    latency_jitter_ms: float,
+    page_cap: int | None,
+    max_count: int,
+    sim_shape: SimShape,
+    action_response: ActionResponse,
+    qr_response: QrResponse,
+    fault_rate: float,
+    fault_kinds: dict[str, float] | None,
+    retry_after: float,
+    slow_seconds: float,
+    ignore_offset: bool,
+    api_key: str,
+    user_id: str,
+) -> SandboxConfig:
+    """The `SandboxConfig` the command's options (all but host and port) describe.
 
     Raises:
         ValueError: A value out of range, naming the field (e.g. ``latency``).
     """
     faults = FaultConfig(
-        rate=args.fault_rate,
-        retry_after=args.retry_after,
-        slow_seconds=args.slow_seconds,
-        ignore_offset=args.ignore_offset,
+        rate=fault_rate, retry_after=retry_after, slow_seconds=slow_seconds, ignore_offset=ignore_offset
     )
-    if args.fault_kinds is not None:
-        faults.kinds = args.fault_kinds
+    if fault_kinds is not None:
+        faults.kinds = fault_kinds
     return SandboxConfig(
-        sims=args.sims,
-        seed=args.seed,
-        latency=args.latency_ms / 1000,
-        latency_jitter=args.latency_jitter_ms / 1000,
-        page_cap=args.page_cap,
-        max_count=args.max_count,
-        sim_shape=args.sim_shape,
-        action_response=args.action_response,
-        qr_response=args.qr_response,
+        sims=sims,
+        seed=seed,
+        latency=latency_ms / 1000,
+        latency_jitter=latency_jitter_ms / 1000,
+        page_cap=page_cap,
+        max_count=max_count,
+        sim_shape=sim_shape,
+        action_response=action_response,
+        qr_response=qr_response,
         faults=faults,
-        api_key=args.api_key,
-        user_id=args.user_id,
+        api_key=api_key,
+        user_id=user_id,
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog_name: str = PROG_NAME) -> int:
     """Run the command line: serve until interrupted.
 
     Args:
         argv: Arguments without the program name; default ``sys.argv[1:]``.
+        prog_name: The program's name in help and usage messages.
 
     Returns:
-        The exit status: 0 after Ctrl-C, 1 if the port cannot be bound. Bad
-        arguments (a non-loopback ``--host`` among them) exit with status 2
-        and a message, as argparse does.
+        The exit status: 0 after Ctrl-C (or ``--help``), 1 if the port cannot
+        be bound, 2 for bad arguments (a non-loopback ``--host`` among them),
+        after a message on standard error.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        loopback_address(args.host)
-        config = config_from_args(args)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        asyncio.run(_serve_forever(config, args.host, args.port, sys.stdout))
-    except KeyboardInterrupt:
-        return 0
-    except OSError as exc:
-        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        command.main(args=None if argv is None else list(argv), prog_name=prog_name)
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
 
 
-async def _serve_forever(config: SandboxConfig, host: str, port: int, out: TextIO) -> None:
-    print(f"Generating {config.sims} SIMs (seed {config.seed})...", file=out, flush=True)
+async def _serve_forever(config: SandboxConfig, host: str, port: int) -> None:
+    click.echo(f"Generating {config.sims} SIMs (seed {config.seed})...", err=True)
     async with serve(config, host=host, port=port) as sandbox:
-        _announce(sandbox, out)
+        _announce(sandbox)
         await asyncio.Event().wait()  # until Ctrl-C cancels us
 
 
-def _announce(sandbox: Sandbox, out: TextIO) -> None:
-    print(
+def _announce(sandbox: Sandbox) -> None:
+    # The first two lines are read by scripts (benchmarks/_common.py, the tests): URL, then the variables.
+    click.echo(
         f"Betatel sandbox serving at {sandbox.url} (API under {API_PREFIX})\n"
-        f"  x-api-key: {sandbox.api_key}\n"
-        f"  x-user-id: {sandbox.user_id}\n"
         f"  export BETATEL_BASE_URL={sandbox.url} BETATEL_API_KEY={sandbox.api_key} "
         f"BETATEL_USER_ID={sandbox.user_id}\n"
-        "Press Ctrl-C to stop.",
-        file=out,
-        flush=True,
+        f"  x-api-key: {sandbox.api_key}\n"
+        f"  x-user-id: {sandbox.user_id}\n"
+        "Press Ctrl-C to stop."
     )
-
-
-def _parse_kinds(text: str) -> dict[str, float]:
-    kinds: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        kind, _, weight = item.partition("=")
-        try:
-            kinds[kind.strip()] = float(weight) if weight else 1.0
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"bad weight in {item!r}") from None
-    return kinds

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
+from .._validate import loopback_ip
 from ._app import Sandbox, create_app
 from ._config import SandboxConfig
 from ._data import SandboxData
@@ -25,11 +25,13 @@ def loopback_address(host: str) -> str:
     """The address to bind for ``host``, which must be a loopback address.
 
     Args:
-        host: ``"localhost"`` or an IP address in 127.0.0.0/8 or ``::1``.
+        host: ``"localhost"`` or an IP address in 127.0.0.0/8 or ``::1``, or an
+            IPv4-mapped loopback address (``::ffff:127.0.0.1``).
 
     Returns:
         The address as an IP literal (``"localhost"`` becomes ``"127.0.0.1"``,
-        so the port is bound once, on one family).
+        so the port is bound once, on one family; ``::ffff:127.0.0.1`` becomes
+        ``"127.0.0.1"``, the address it maps, on every Python version).
 
     Raises:
         ValueError: Any other host, naming it: the sandbox accepts its
@@ -37,11 +39,9 @@ def loopback_address(host: str) -> str:
     """
     if host.lower() == "localhost":
         return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
+    # Brackets are URL syntax, not part of an address to bind.
+    address = loopback_ip(host) if not host.startswith("[") else None
+    if address is None:
         raise ValueError(f"host must be a loopback address (127.0.0.0/8, ::1 or localhost), got {host!r}")
     return str(address)
 

@@ -33,13 +33,21 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).resolve().parent
-# The versions pyproject.toml's classifiers claim; the first is the oldest,
-# which also runs the benchmark smoke tests and the one-off sessions.
-PYTHONS = ["3.11", "3.12", "3.13"]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+# Every Python version the classifiers claim, oldest first: the oldest also
+# runs the benchmark smoke tests and the sessions that run once.
+PYTHONS = sorted(
+    (
+        match[1]
+        for c in PYPROJECT["project"]["classifiers"]
+        if (match := re.fullmatch(r"Programming Language :: Python :: (3\.\d+)", c))
+    ),
+    key=lambda version: int(version.split(".")[1]),
+)
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "typecheck", "tests", "wheel", "docs"]
-nox.options.error_on_missing_interpreters = bool(os.environ.get("CI"))
+nox.options.error_on_missing_interpreters = os.environ.get("CI", "").lower() not in {"", "0", "false"}
 # A missing Python is for the machine's owner to install, not for nox or uv to
 # download: this machine reaches no download site, and CI must say it is missing.
 nox.options.download_python = "never"
@@ -140,8 +148,7 @@ _expose_pyenv_interpreters()
 
 def _requirement(name: str) -> str:
     """The ``test`` extra's requirement on ``name``: one pin for CI, pre-commit and a contributor's venv."""
-    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
-    for requirement in extra:
+    for requirement in PYPROJECT["project"]["optional-dependencies"]["test"]:
         if re.match(rf"{re.escape(name)}\b(?![-_.])", requirement):
             return str(requirement)
     raise LookupError(f"the test extra has no requirement on {name}")

@@ -238,14 +238,26 @@ def check_credential(name: str, value: object) -> str:
     return value
 
 
-def is_loopback_host(host: str) -> bool:
-    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
-    if host.lower() in {"localhost", "localhost."}:
-        return True
+def loopback_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The loopback IP address ``host`` spells, or None for any other host or a name.
+
+    An IPv4-mapped address (``::ffff:127.0.0.1``) is returned as its IPv4
+    address: it reaches 127.0.0.1, and Python 3.13's ``is_loopback`` says so
+    where 3.11 and 3.12 say it is not, so it is unwrapped here to give one
+    answer on every version.
+    """
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return False
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address if address.is_loopback else None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (``localhost``, 127.0.0.0/8, ``::1``, ``::ffff:127.x.y.z``)."""
+    return host.lower() in {"localhost", "localhost."} or loopback_ip(host) is not None
 
 
 def check_base_url(name: str, value: object, *, allow_insecure: bool) -> URL:

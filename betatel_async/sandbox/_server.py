@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import ipaddress
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 
 from aiohttp import web
 
+from .._validate import loopback_ip
 from ._app import Sandbox, create_app
 from ._config import SandboxConfig
 from ._data import SandboxData
@@ -20,16 +22,23 @@ __all__ = ["loopback_address", "serve"]
 # sleep must not hold that up.
 _SHUTDOWN_TIMEOUT = 0.5
 
+# Event-loop turns from accepting a connection to aiohttp's knowing it: the
+# transport is built one turn after the accept, connection_made runs one turn
+# after that; one more to spare. See _stop.
+_ACCEPT_TURNS = 3
+
 
 def loopback_address(host: str) -> str:
     """The address to bind for ``host``, which must be a loopback address.
 
     Args:
-        host: ``"localhost"`` or an IP address in 127.0.0.0/8 or ``::1``.
+        host: ``"localhost"`` or an IP address in 127.0.0.0/8 or ``::1``, or an
+            IPv4-mapped loopback address (``::ffff:127.0.0.1``).
 
     Returns:
         The address as an IP literal (``"localhost"`` becomes ``"127.0.0.1"``,
-        so the port is bound once, on one family).
+        so the port is bound once, on one family; ``::ffff:127.0.0.1`` becomes
+        ``"127.0.0.1"``, the address it maps, on every Python version).
 
     Raises:
         ValueError: Any other host, naming it: the sandbox accepts its
@@ -37,11 +46,9 @@ def loopback_address(host: str) -> str:
     """
     if host.lower() == "localhost":
         return "127.0.0.1"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
+    # Brackets are URL syntax, not part of an address to bind.
+    address = loopback_ip(host) if not host.startswith("[") else None
+    if address is None:
         raise ValueError(f"host must be a loopback address (127.0.0.0/8, ::1 or localhost), got {host!r}")
     return str(address)
 
@@ -89,12 +96,38 @@ async def _serve(address: str, port: int, app: web.Application) -> AsyncIterator
         app, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_TIMEOUT, access_log=None
     )
     await runner.setup()
+    listener: socket.socket | None = None
     try:
-        await web.TCPSite(runner, address, port).start()
-        bound_port = runner.addresses[0][1]
+        # Our own listening socket, so that stopping can stop reading it first (see _stop).
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        listener = socket.create_server((address, port), family=family)
+        await web.SockSite(runner, listener).start()
+        bound_port = listener.getsockname()[1]
         url_host = f"[{address}]" if ":" in address else address
         sandbox._url = f"http://{url_host}:{bound_port}"
         yield sandbox
     finally:
         sandbox._url = None
-        await runner.cleanup()
+        await _stop(runner, listener)
+
+
+async def _stop(runner: web.AppRunner, listener: socket.socket | None) -> None:
+    """Close every connection and the listener; no socket is left to the garbage collector.
+
+    Strategy: asyncio accepts a connection in one event-loop turn and builds
+    its transport in a task one turn later. Closing the server in between
+    makes that task fail an assertion in ``Server._attach`` (CPython
+    gh-109564, in 3.11 to 3.13), and the accepted socket is left open until
+    garbage collection warns about it. So the listener stops being read
+    first (the server stays open), the turns that build the accepted
+    connections' transports and hand them to aiohttp pass, and only then
+    does aiohttp close the server and shut every connection down.
+    """
+    if listener is not None and listener.fileno() != -1:
+        with contextlib.suppress(NotImplementedError):  # a loop without add_reader (Windows' proactor)
+            asyncio.get_running_loop().remove_reader(listener.fileno())
+        for _ in range(_ACCEPT_TURNS):
+            await asyncio.sleep(0)
+    await runner.cleanup()
+    if listener is not None:
+        listener.close()  # already closed by the server it was handed to, unless starting that failed

@@ -232,7 +232,9 @@ def docs(session: nox.Session) -> None:
     """The documentation site, built with warnings as errors (mkdocs build --strict)."""
     config = ROOT / "docs" / "mkdocs.yml"
     if not config.is_file():
-        session.error(f"{config.relative_to(ROOT)} is missing: the documentation site has not been written yet")
+        session.error(
+            f"{config.relative_to(ROOT)} is missing: the documentation site has not been written yet"
+        )
     session.install(".[docs]")
     env = {"NO_MKDOCS_2_WARNING": "1"}  # Material's end-of-life banner, not a warning of the build
     with tempfile.TemporaryDirectory(prefix="betatel-site-") as site:

@@ -954,11 +954,14 @@ class ScanMachine(Generic[P]):
         """A hedge for the window the consumer needs first among those whose request is late, if any."""
         if not self._may_hedge():
             return None
-        due = now - self._latencies.hedge_delay()
+        delay = self._latencies.hedge_delay()
         hedged, requests = self._hedged, self._requests
         late: Window | None = None
         for request, sent in self._sent.items():  # in the order they were sent
-            if sent > due:
+            # The deadline computed as _wait computes it: ``sent > now - delay``
+            # can hold at ``now == sent + delay`` (rounding), and the timer for
+            # that deadline would find nothing late, again and again.
+            if sent + delay > now:
                 break  # every later one is younger
             window = requests[request]
             if window.offset in hedged:

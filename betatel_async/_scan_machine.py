@@ -1014,9 +1014,17 @@ class ScanMachine(Generic[P]):
         for request in requests:
             window = self._requests.pop(request)
             del self._sent[request]
-            self._hedged.pop(window.offset, None)
-            self._plan.on_failure(window)  # let go: a discarded guess, or a pass that is over
             self._chores.append(Cancel(request))
+            hedged = self._hedged.get(window.offset)
+            if hedged is not None:
+                # The plan counts a window once, however many requests it has
+                # out: it lets go of it with the last one.
+                hedged[1].remove(request)
+                if hedged[1]:
+                    continue
+                del self._hedged[window.offset]
+                self._hedge_errors.pop(window.offset, None)
+            self._plan.on_failure(window)  # let go: a discarded guess, or a pass that is over
 
     def _cancel_discarded(self) -> None:
         # Total was just learned: guesses that start past the end are not needed.

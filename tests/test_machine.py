@@ -423,7 +423,7 @@ class Sim:
         self.bad_offset_read_at: int | None = None  # index in handed when a page with a wrong offset was read
         self.cancels: list[tuple[int, Window]] = []
         self._served: dict[int, Body] = {}  # pages cut by the server, not yet arrived
-        self.answered: dict[int, Failure | tuple[Window, Body]] = {}  # answers the machine was told of
+        self.answered: dict[int, Failure | tuple[Window, Body] | str] = {}  # answers the machine was told of
         self.late_cancels = 0  # cancellations performed after the request was answered
         self.outcome: Fail | Done | None = None
         # When the machine first said Fail or Done (a timer may end the scan while the consumer works).
@@ -623,6 +623,8 @@ class Sim:
             self.partner[first] = fetch.request
             self.partner[fetch.request] = first
         self.hedged_open[window.offset] = fetch.request
+        if self.pass_total is None and any(h.pass_no == self.pass_no for h in self.hedges):
+            self.violation("cap", f"{fetch}: a second hedge before the total of pass {self.pass_no} is known")
         refused = self.rng.random() < sc.refuse_rate or (sc.slots is not None and len(self.live) >= sc.slots)
         self.hedges.append(HedgeSent(fetch.request, first, window, self.pass_no, self.tick, refused))
         return refused
@@ -1322,6 +1324,7 @@ def test_never_more_hedges_than_the_cap_and_the_report_counts_only_hedges_sent(s
     the budget refused is not counted (one the scan cancelled before hearing of its refusal is: the
     machine cannot tell it from one sent)."""
     sim = simulate(sc)
+    check(sim, "cap")
     for pass_no, count in Counter(h.pass_no for h in sim.hedges).items():
         total = sim.pass_totals.get(pass_no)
         assert count <= hedge_cap(sc, total), f"{count} hedges in pass {pass_no} of total {total}"
@@ -1329,7 +1332,9 @@ def test_never_more_hedges_than_the_cap_and_the_report_counts_only_hedges_sent(s
 
 
 @SETTINGS
-@given(sc=hedged(drift=True, failures=True, unreadable=True, modes=("honest", "lies")))
+@given(
+    sc=scenarios(stragglers=STRAGGLING, drift=True, failures=True, unreadable=True, modes=("honest", "lies"))
+)
 def test_a_hedge_goes_only_for_a_window_out_past_the_learned_delay_once_and_while_its_pass_lives(
     sc: Scenario,
 ) -> None:
@@ -1384,9 +1389,10 @@ def test_a_hedged_window_fails_the_scan_only_when_both_requests_failed_with_the_
 
 @SETTINGS
 @given(sc=hedged(drift=True, failures=True).filter(lambda sc: sc.refuse_rate > 0 or sc.slots is not None))
-def test_a_refused_hedge_stops_hedging_for_the_rest_of_the_scan(sc: Scenario) -> None:
+def test_a_refused_hedge_is_not_counted_and_stops_hedging_for_the_rest_of_the_scan(sc: Scenario) -> None:
     """Once the machine heard of a refusal (NoHedgeBudget), no hedge goes out, in any pass."""
     sim = simulate(sc)
+    assert sim.machine.report.hedges == len(sim.hedges) - len(sim.refusals)
     if sim.refusals:
         refused_at = sim.refusals[0][0]
         after = [h for h in sim.hedges if h.tick > refused_at]
@@ -1418,6 +1424,35 @@ def test_a_straggler_is_hedged_after_the_delay_the_hedge_wins_and_the_straggler_
     assert machine.next_action(2.6, 4) == Read(Window(0, 10), "page 0 (hedge)")
     report = machine.report
     assert (report.hedges, report.hedges_won, report.pages) == (1, 1, 2)
+
+
+def _actions(machine: ScanMachine[str], now: float, limit: int = 8) -> list[Action[str]]:
+    """The machine's actions up to a consumer's step or a Wait (included)."""
+    actions = [machine.next_action(now, limit)]
+    while isinstance(actions[-1], Fetch | Cancel | Remember | Preconnect):
+        actions.append(machine.next_action(now, limit))
+    return actions
+
+
+def test_a_pass_hedges_one_window_until_its_total_is_known_restarted_or_not() -> None:
+    """The cap of a pass follows its own total: a restart does not keep the old pass's."""
+    machine: ScanMachine[str] = ScanMachine(page_size=1, lookahead=4, on_drift="restart", hedge=True)
+    assert _actions(machine, 0)[0] == Fetch(0, Window(0, 1))
+    machine.arrived(0, "page 0", 0.1)
+    assert _actions(machine, 0.1) == [Read(Window(0, 1), "page 0")]
+    machine.read(Window(0, 1), offset=0, total=100, items=1, now=0.1)  # a cap of 10 hedges
+    assert isinstance(_actions(machine, 0.1)[-1], Build)
+    machine.built(Window(0, 1), ["k0"], 0.1)
+    assert _actions(machine, 0.1) == [Hand(Window(0, 1))]
+    _actions(machine, 0.1)
+    machine.arrived(1, "page 1", 0.2)
+    assert _actions(machine, 0.2) == [Read(Window(1, 1), "page 1")]
+    machine.read(Window(1, 1), offset=1, total=101, items=1, now=0.2)  # drift: a new pass
+    assert _actions(machine, 0.2)[-1] == Restart(1, discard=False)
+    assert len([a for a in _actions(machine, 100) if isinstance(a, Fetch)]) == 4  # guesses on 101
+    later = _actions(machine, 200) + _actions(machine, 200)  # every guess is late
+    assert [a for a in later if isinstance(a, Fetch)] == [Fetch(9, Window(0, 1), hedge=True)]
+    assert machine.report.hedges == 1
 
 
 def test_a_scan_that_fails_while_a_guess_is_hedged_lets_go_of_both_its_requests() -> None:

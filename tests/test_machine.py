@@ -1160,9 +1160,10 @@ def test_a_listing_that_shrank_since_it_was_remembered_has_its_guesses_cancelled
     check(sim, "cancel")
     assert sim.outcome == Done()
     discarded = sim.machine.report.pages_discarded
-    cancelled_past = [
+    # Windows, not requests: a hedged guess has two requests cancelled.
+    cancelled_past = {
         w for _, w in sim.cancels if w.offset >= max(sc.total, sc.start) and w.offset != sc.start
-    ]
+    }
     assert len(cancelled_past) <= discarded
 
 

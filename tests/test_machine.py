@@ -1334,7 +1334,14 @@ def test_never_more_hedges_than_the_cap_and_the_report_counts_only_hedges_sent(s
 
 @SETTINGS
 @given(
-    sc=scenarios(stragglers=STRAGGLING, drift=True, failures=True, unreadable=True, modes=("honest", "lies"))
+    sc=scenarios(
+        stragglers=STRAGGLING,
+        drift=True,
+        failures=True,
+        unreadable=True,
+        modes=("honest", "lies"),
+        max_page_size=10,  # pages enough for a cap of several hedges
+    )
 )
 def test_a_hedge_goes_only_for_a_window_out_past_the_learned_delay_once_and_while_its_pass_lives(
     sc: Scenario,

@@ -954,11 +954,14 @@ class ScanMachine(Generic[P]):
         """A hedge for the window the consumer needs first among those whose request is late, if any."""
         if not self._may_hedge():
             return None
-        due = now - self._latencies.hedge_delay()
+        delay = self._latencies.hedge_delay()
         hedged, requests = self._hedged, self._requests
         late: Window | None = None
         for request, sent in self._sent.items():  # in the order they were sent
-            if sent > due:
+            # The deadline computed as _wait computes it: ``sent > now - delay``
+            # can hold at ``now == sent + delay`` (rounding), and the timer for
+            # that deadline would find nothing late, again and again.
+            if sent + delay > now:
                 break  # every later one is younger
             window = requests[request]
             if window.offset in hedged:
@@ -1011,9 +1014,17 @@ class ScanMachine(Generic[P]):
         for request in requests:
             window = self._requests.pop(request)
             del self._sent[request]
-            self._hedged.pop(window.offset, None)
-            self._plan.on_failure(window)  # let go: a discarded guess, or a pass that is over
             self._chores.append(Cancel(request))
+            hedged = self._hedged.get(window.offset)
+            if hedged is not None:
+                # The plan counts a window once, however many requests it has
+                # out: it lets go of it with the last one.
+                hedged[1].remove(request)
+                if hedged[1]:
+                    continue
+                del self._hedged[window.offset]
+                self._hedge_errors.pop(window.offset, None)
+            self._plan.on_failure(window)  # let go: a discarded guess, or a pass that is over
 
     def _cancel_discarded(self) -> None:
         # Total was just learned: guesses that start past the end are not needed.

@@ -59,7 +59,20 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 class _Otel:
     """The parts of opentelemetry-api the SDK uses, looked up once per process. Private."""
 
-    __slots__ = ("attach", "detach", "duration", "error", "internal", "kind", "retries", "set_span", "tracer")
+    __slots__ = (
+        "_get_meter_provider",
+        "_get_tracer_provider",
+        "_proxies",
+        "attach",
+        "detach",
+        "duration",
+        "error",
+        "internal",
+        "kind",
+        "retries",
+        "set_span",
+        "tracer",
+    )
 
     def __init__(self) -> None:
         from opentelemetry import context, metrics, trace
@@ -83,6 +96,31 @@ class _Otel:
         self.set_span = trace.set_span_in_context
         self.attach = context.attach
         self.detach = context.detach
+        self._get_tracer_provider = trace.get_tracer_provider
+        self._get_meter_provider = metrics.get_meter_provider
+        # What the API hands out until the application sets a provider. The
+        # meter's proxy class is private to the API: if it moves, every call
+        # counts as configured (spans made, as before this check existed).
+        meter_proxy: type | None
+        try:
+            from opentelemetry.metrics._internal import _ProxyMeterProvider
+
+            meter_proxy = _ProxyMeterProvider
+        except ImportError:  # pragma: no cover - another opentelemetry-api layout
+            meter_proxy = None
+        self._proxies: tuple[type, type | None] = (trace.ProxyTracerProvider, meter_proxy)
+
+    def configured(self) -> bool:
+        """Whether the application set a tracer or meter provider (now: it may do so after us).
+
+        Without one, every span and measurement is dropped by the API: the
+        SDK then makes none, and a call costs two look-ups instead of a span.
+        """
+        tracer_proxy, meter_proxy = self._proxies
+        return (
+            type(self._get_tracer_provider()) is not tracer_proxy
+            or type(self._get_meter_provider()) is not meter_proxy
+        )
 
 
 _NOT_LOADED: Final[Any] = object()
@@ -113,7 +151,8 @@ class Telemetry:
 
     Shared by a client and its ``with_options`` views. Creating one imports
     nothing; `call()` and `scan()` return ``None`` when
-    opentelemetry-api is not installed.
+    opentelemetry-api is not installed, or while the application has set
+    neither a tracer nor a meter provider.
     """
 
     __slots__ = ("_address", "_port")
@@ -122,17 +161,22 @@ class Telemetry:
         self._address = base_url.host or ""
         self._port = base_url.port or _DEFAULT_PORTS.get(base_url.scheme, 0)
 
+    @staticmethod
+    def installed() -> bool:
+        """Whether opentelemetry-api can be imported (imported on the first call)."""
+        return _load() is not None
+
     def call(self, method: str, template: str, *, hedge: bool = False) -> CallTrace | None:
         """Start the span of one logical call (``template``: its path with ``{...}`` for ids)."""
         otel = _load()
-        if otel is None:
+        if otel is None or not otel.configured():
             return None
         return CallTrace(otel, method, template, self._address, self._port, hedge=hedge)
 
     def scan(self, listing: str) -> ScanTrace | None:
         """Start the span of a scan of ``listing`` (``"sims"``, ``"packages"``, ...)."""
         otel = _load()
-        if otel is None:
+        if otel is None or not otel.configured():
             return None
         return ScanTrace(otel, listing, self._address, self._port)
 

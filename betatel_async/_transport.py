@@ -512,7 +512,7 @@ class Transport:
         """Start a call's span, or drop the telemetry for good if opentelemetry-api is not installed."""
         assert self.telemetry is not None
         trace = self.telemetry.call(method, self._prefix + template, hedge=hedge)
-        if trace is None:
+        if trace is None and not self.telemetry.installed():
             self.telemetry = None  # the next calls pay one attribute check, no more
         return trace
 

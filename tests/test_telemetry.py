@@ -610,3 +610,36 @@ def test_recipe_prometheus_exports_call_durations_and_retries() -> None:
         if name == "betatel_client_retries_total" and 'betatel_retry_cause="503"' in labels
     ]
     assert retries == [1.0], done.stdout
+
+
+def test_without_a_provider_set_no_span_is_made_and_one_set_later_is_used() -> None:
+    """The API drops every span and measurement until the application sets a provider: the SDK
+    then makes none (a call costs two look-ups), and starts as soon as a provider is set."""
+    result = _run(
+        _CALLS
+        + """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from betatel_async._telemetry import Telemetry
+
+telemetry = Telemetry(URL("http://127.0.0.1:1"))
+assert telemetry.call("GET", "/x") is None and telemetry.scan("sims") is None
+
+async def main():
+    async with serve(SandboxConfig(sims=30)) as sb:
+        async with bt.BetatelClient(api_key=sb.api_key, user_id=sb.user_id, base_url=sb.url) as client:
+            await client.countries.list()  # no provider yet: no span, and tracing stays on
+            exporter = InMemorySpanExporter()
+            provider = TracerProvider()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            trace.set_tracer_provider(provider)
+            await client.countries.list()
+            return [span.name for span in exporter.get_finished_spans()]
+
+print(asyncio.run(main()))
+"""
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['GET /api/v1/esim/countries']"

@@ -931,7 +931,10 @@ class ScanMachine(Generic[P]):
     # -- rules ----------------------------------------------------------------------------
 
     def _expect(self, stage: _Stage, window: Window) -> None:
-        if self._stage != stage or self._page != window:
+        page = self._page
+        if self._stage != stage or (
+            page is not window and page != window
+        ):  # identity first: attrs' == is slow
             raise ValueError(f"{window} is not the page at stage {stage!r}")
 
     def _send(self, window: Window, limit: int, now: float) -> Fetch:

@@ -60,9 +60,9 @@ class _Otel:
     """The parts of opentelemetry-api the SDK uses, looked up once per process. Private."""
 
     __slots__ = (
-        "_get_meter_provider",
-        "_get_tracer_provider",
-        "_proxies",
+        "_from_environment",
+        "_metrics_globals",
+        "_trace_globals",
         "attach",
         "detach",
         "duration",
@@ -96,34 +96,38 @@ class _Otel:
         self.set_span = trace.set_span_in_context
         self.attach = context.attach
         self.detach = context.detach
-        self._get_tracer_provider = trace.get_tracer_provider
-        self._get_meter_provider = metrics.get_meter_provider
-        # What the API hands out until the application sets a provider. The
-        # meter's proxy class is private to the API: if it moves, every call
-        # counts as configured (spans made, as before this check existed).
-        meter_proxy: type | None
+        # Whether the application set a provider is read from the API's own
+        # globals: its getters look at os.environ on every call until one is
+        # set (microseconds per call). A layout without them, or a provider
+        # named in the environment, counts as configured (spans made).
+        self._trace_globals: Any = getattr(trace, "_TRACER_PROVIDER", _MISSING) is not _MISSING and trace
+        metrics_globals: Any
         try:
-            from opentelemetry.metrics._internal import _ProxyMeterProvider
-
-            meter_proxy = _ProxyMeterProvider
+            from opentelemetry.metrics import _internal as metrics_globals
         except ImportError:  # pragma: no cover - another opentelemetry-api layout
-            meter_proxy = None
-        self._proxies: tuple[type, type | None] = (trace.ProxyTracerProvider, meter_proxy)
+            metrics_globals = None
+        self._metrics_globals: Any = (
+            getattr(metrics_globals, "_METER_PROVIDER", _MISSING) is not _MISSING and metrics_globals
+        )
+        self._from_environment = any(name in os.environ for name in _PROVIDER_VARIABLES)
 
     def configured(self) -> bool:
         """Whether the application set a tracer or meter provider (now: it may do so after us).
 
         Without one, every span and measurement is dropped by the API: the
-        SDK then makes none, and a call costs two look-ups instead of a span.
+        SDK then makes none, and a call costs two attribute reads instead of a span.
         """
-        tracer_proxy, meter_proxy = self._proxies
+        if self._from_environment or not self._trace_globals or not self._metrics_globals:
+            return True
         return (
-            type(self._get_tracer_provider()) is not tracer_proxy
-            or type(self._get_meter_provider()) is not meter_proxy
+            self._trace_globals._TRACER_PROVIDER is not None
+            or self._metrics_globals._METER_PROVIDER is not None
         )
 
 
 _NOT_LOADED: Final[Any] = object()
+_MISSING: Final[Any] = object()
+_PROVIDER_VARIABLES: Final = ("OTEL_PYTHON_TRACER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER")
 _otel: _Otel | None = _NOT_LOADED
 
 

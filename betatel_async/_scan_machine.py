@@ -193,13 +193,6 @@ class ScanPlan(Generic[P]):
         return frozenset(self._discarded_in_flight)
 
     @property
-    def pending(self) -> bool:
-        """Whether a page is in flight, arrived and not taken, or taken and not digested."""
-        return bool(
-            self._in_flight or self._discarded_in_flight or self._arrived or self._taken or self._unjudged
-        )
-
-    @property
     def finished(self) -> bool:
         """Every item up to ``total`` was received, taken and digested.
 
@@ -494,9 +487,6 @@ class Latencies:
         self._samples: deque[float] = deque(maxlen=size)
         self._delay = HEDGE_DEFAULT_DELAY
         self._stale = 0  # answers since the delay was computed
-
-    def __len__(self) -> int:
-        return len(self._samples)
 
     def add(self, seconds: float) -> None:
         """Record one answer's latency."""

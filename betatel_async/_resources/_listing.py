@@ -221,10 +221,6 @@ class ListingQuery(Generic[T]):
         memory.set(self._which, latencies)  # the most recently used
         return latencies
 
-    async def preconnect(self, count: int) -> None:
-        """Make sure ``count`` connections to the API are open (see ``Transport.preconnect``)."""
-        await self._transport.preconnect(count)
-
 
 @attrs.frozen
 class _ScanSettings:
@@ -336,7 +332,7 @@ class ListingResource(Generic[T]):
                 typed=typed,
                 hedge=settings.hedge,
                 latencies=query.latencies(),
-                preconnect=query.preconnect,
+                preconnect=self._transport.preconnect,
                 telemetry=self._transport.telemetry,
             )
         )

@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 import betatel_async as bt
+from betatel_async._scan_machine import NoHedgeBudget
 from betatel_async.sandbox import FaultConfig, Sandbox, SandboxConfig, serve
 
 pytestmark = pytest.mark.anyio
@@ -30,8 +31,7 @@ def make_client(sandbox: Sandbox, **options: object) -> bt.BetatelClient:
         api_key=sandbox.api_key,
         user_id=sandbox.user_id,
         base_url=sandbox.url,
-        max_concurrency=4,
-        **options,  # type: ignore[arg-type]
+        **{"max_concurrency": 4, **options},  # type: ignore[arg-type]
     )
 
 
@@ -143,3 +143,22 @@ async def test_a_failed_hedge_does_not_fail_the_scan(sandbox: Sandbox) -> None:
 def test_hedge_must_be_a_bool() -> None:
     with pytest.raises(bt.InvalidArgumentTypeError, match="hedge"):
         bt.BetatelClient(api_key="k" * 20, user_id="u", hedge="yes")  # type: ignore[arg-type]
+
+
+async def test_a_hedge_is_not_sent_while_every_slot_of_the_client_is_taken(sandbox: Sandbox) -> None:
+    """A hedge that would wait for a slot of max_concurrency would come too late: it is refused
+    unsent (NoHedgeBudget), its budget untouched; with a slot free it goes out."""
+    async with make_client(sandbox, max_concurrency=2) as client:
+        transport = client._transport
+        path = "/api/v1/esim/sim-registries"
+        before = sandbox.stats.total
+        available = transport.budget.available
+        async with transport.limiter, transport.limiter:  # every slot taken
+            # Refused at once: without the check it would wait for a slot (fail_after: a hang fails here).
+            with anyio.fail_after(5), pytest.raises(NoHedgeBudget):
+                await transport.request("GET", path, params={"offset": 0, "count": 1}, hedge=True)
+            assert sandbox.stats.total == before
+            assert transport.budget.available == available
+        response = await transport.request("GET", path, params={"offset": 0, "count": 1}, hedge=True)
+        assert response.status == 200
+        assert sandbox.stats.total == before + 1
